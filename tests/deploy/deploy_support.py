@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import shutil
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -21,6 +27,9 @@ PROMETHEUS_YML = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS_YML = DEPLOY / "prometheus" / "alerts.yml"
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD_JSON = GRAFANA / "dashboards" / "forecast.json"
+
+# The name of the tiny sensor artifact the tests serve.
+TINY_MODEL = "tiny-sensor"
 
 # Debian's `prometheus` package puts both binaries here; PATH wins if set up otherwise.
 _DEBIAN_BIN = {"prometheus": "/usr/bin/prometheus", "promtool": "/usr/bin/promtool"}
@@ -166,3 +175,110 @@ def exposed_sample_names(metrics_text: str) -> set[str]:
         if line and not line.startswith("#"):
             names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
     return names
+
+
+# --- Processes and traffic ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop one process we started: SIGTERM (graceful), then SIGKILL, by its pid only."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{proc.args} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+SENSOR_START = datetime(2014, 6, 1, tzinfo=UTC)
+SENSOR_STEP = timedelta(minutes=30)
+
+
+def sensor_observation(i: int) -> dict[str, Any]:
+    """The i-th half-hour of a plausible Victorian demand/temperature day."""
+    hour = (i % 48) / 2
+    demand = 4200.0 + 900.0 * math.sin(2 * math.pi * (hour - 9) / 24)
+    temperature = 14.0 + 5.0 * math.sin(2 * math.pi * (hour - 10) / 24)
+    ts = (SENSOR_START + i * SENSOR_STEP).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"ts": ts, "seq": i, "values": [round(demand, 1), round(temperature, 1)]}
+
+
+class Traffic:
+    """Sends what a real producer sends, good and bad, so every series gets data."""
+
+    def __init__(self, client: httpx.Client, model: str) -> None:
+        self.client = client
+        self.model = model
+        self.next_index: dict[str, int] = {}
+
+    def _post(self, stream: str, observations: list[dict[str, Any]]) -> httpx.Response:
+        return self.client.post(
+            f"/v1/models/{self.model}/streams/{stream}/observations",
+            json={"observations": observations},
+        )
+
+    def step(self, stream: str, skip: int = 0) -> httpx.Response:
+        """The stream's next observation (after `skip` missing periods); must succeed."""
+        i = self.next_index.get(stream, 0) + skip
+        response = self._post(stream, [sensor_observation(i)])
+        assert response.status_code == 200, response.text
+        self.next_index[stream] = i + 1
+        return response
+
+    def retry_last(self, stream: str) -> None:
+        """A client retry of the last observation: same answer, no second step."""
+        first = self.next_index[stream] - 1
+        response = self._post(stream, [sensor_observation(first)])
+        assert response.status_code == 200, response.text
+
+    def errors(self) -> None:
+        """One of each client mistake; each must be refused with its status."""
+        c, m = self.client, self.model
+        bad = sensor_observation(0) | {"values": [1.0]}  # one value, two inputs expected
+        expected = [
+            (c.post("/v1/models/no-such-model/streams/x/observations", json={}), 404),
+            (c.get("/v1/models/no-such-model"), 404),
+            (c.post(f"/v1/models/{m}/streams/bad/observations", json={"observations": [bad]}), 422),
+            (c.post(f"/v1/models/{m}/streams/bad/observations", content=b"{not json"), 400),
+        ]
+        for response, status in expected:
+            assert response.status_code == status, (status, response.text)
+
+    def out_of_order(self, stream: str) -> None:
+        response = self._post(stream, [sensor_observation(0)])
+        assert response.status_code == 409, response.text
+
+    def burst(self, streams: int, steps: int, prefix: str = "s") -> None:
+        """Several streams stepped in order: live accuracy gets scored, the stream cap
+        evicts, then a retry, a gap and an out-of-order observation on the last one."""
+        for n in range(streams):
+            stream = f"{prefix}{n}"
+            for _ in range(steps):
+                self.step(stream)
+        self.retry_last(stream)
+        self.step(stream, skip=2)
+        self.out_of_order(stream)
+        self.errors()
+        assert self.client.get("/v1/models").status_code == 200
+        assert self.client.get(f"/v1/models/{self.model}").status_code == 200
