@@ -19,16 +19,22 @@ from deploy_support import (
     GRAFANA,
     PROMETHEUS_YML,
     ROOT,
+    TINY_MODEL,
+    Traffic,
+    alert_rules,
     dashboard,
     dashboard_queries,
     dockerfile_copy_sources,
     dockerfile_env,
     dockerfile_instructions,
+    exposed_sample_names,
+    metric_names,
 )
 
 from service.settings import Settings
 
 ENV_PREFIX = Settings.model_config["env_prefix"]
+HEALTHCHECK_PATH = "/healthz"
 
 
 def _compose() -> dict[str, Any]:
@@ -250,3 +256,44 @@ def test_dashboard_covers_the_issue() -> None:
     ):
         assert metric in text, metric
     assert DEPLOY in DASHBOARD_JSON.parents
+
+
+# --- Against the service itself ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_metrics(tiny_models_dir: Path) -> tuple[set[str], str]:
+    """(route paths of the app, /metrics text after varied traffic) of a real app."""
+    from fastapi.testclient import TestClient
+    from service.app import create_app
+
+    settings = Settings(
+        models_dir=tiny_models_dir, snapshot_path=None, max_streams=4, accuracy_sample_fraction=1
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        Traffic(client, TINY_MODEL).burst(streams=6, steps=4)
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        paths = {getattr(route, "path", "") for route in app.routes}
+        assert client.get(HEALTHCHECK_PATH).status_code == 200
+    return paths, metrics.text
+
+
+def test_healthcheck_path_is_a_route_of_the_app(served_metrics: tuple[set[str], str]) -> None:
+    paths, _ = served_metrics
+    healthcheck = " ".join(a for k, a in dockerfile_instructions(DOCKERFILE) if k == "HEALTHCHECK")
+    assert HEALTHCHECK_PATH in healthcheck
+    assert HEALTHCHECK_PATH in paths
+
+
+def test_every_metric_in_dashboard_and_alerts_is_exposed(
+    served_metrics: tuple[set[str], str],
+) -> None:
+    _, text = served_metrics
+    exposed = exposed_sample_names(text)
+    used = {name for _, expr in dashboard_queries(dashboard()) for name in metric_names(expr)}
+    used |= {name for rule in alert_rules() for name in metric_names(rule["expr"])}
+    used.discard("up")  # made by Prometheus itself
+    missing = sorted(used - exposed)
+    assert not missing, f"used by the dashboard/alerts but not in /metrics: {missing}"
