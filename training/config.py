@@ -1,0 +1,137 @@
+"""Typed training configs and the named presets the CLI trains.
+
+A config holds everything that decides an artifact: the data, the split, the model and
+the optimiser. It is written into the manifest whole, so an artifact says how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str  # the model's name in models/<name>/<version>/ and in the API
+    dataset: str  # a key of training.data.DATASETS, or a CSV/Parquet path
+    version: str = "1"
+    # -- data -------------------------------------------------------------------------
+    target: str | None = None  # column to forecast; None = the data set's default
+    inputs: tuple[str, ...] | None = None  # client-sent columns; None = data set default
+    time_features: tuple[str, ...] = ()  # "time_of_day", "day_of_week", "day_of_year"
+    validation_fraction: float = 0.15  # chronological: train | validation | test
+    test_fraction: float = 0.15
+    max_rows: int | None = None  # keep only the last rows (tests use tiny slices)
+    # -- model ------------------------------------------------------------------------
+    mode: str = "level"  # "level": forecast the target; "returns": log returns of a price
+    cell: str = "lstm"  # "lstm" or "gru"
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.1
+    horizon: int = 48
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    # -- training: truncated BPTT that carries state across consecutive chunks --------
+    segments: int = 32  # parallel contiguous segments of the training series (batch)
+    chunk: int = 96  # steps per backward pass; state is detached, not reset, between
+    epochs: int = 40
+    patience: int = 6  # early stopping on validation loss
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    seed: int = 0
+    max_train_seconds: float = 480.0  # hard budget; the best validation epoch is kept
+    # -- evaluation -------------------------------------------------------------------
+    season: int = 48  # MASE scale: in-sample seasonal naive with this lag (1 = naive)
+    origin_every: int = 48  # rolling origins: every n-th step of the test split
+    baselines: tuple[str, ...] = ("seasonal_naive",)
+    baseline_window: int = 2688  # trailing window statsforecast models are fitted on
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def replace(self, **changes: object) -> TrainConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Half-hourly Victoria demand with temperature; one day ahead.
+    "elec-demand": TrainConfig(
+        name="elec-demand",
+        dataset="vic_elec",
+        time_features=("time_of_day", "day_of_week"),
+        validation_fraction=0.12,
+        test_fraction=0.08,  # the last 12 weeks: 87 daily origins for every baseline
+        epochs=300,  # about 1 s each on 2 cores; early stopping ends it sooner
+        patience=30,
+        horizon=48,
+        season=48,
+        origin_every=48,
+        baselines=("seasonal_naive_daily", "seasonal_naive_weekly", "mstl", "autoets"),
+        baseline_window=2688,  # 8 weeks: MSTL over the whole history is >10 s per origin
+    ),
+    # S&P 500 daily closes modelled as log returns; one week ahead.
+    "sp500": TrainConfig(
+        name="sp500",
+        dataset="sp500",
+        mode="returns",
+        horizon=5,
+        hidden=32,
+        layers=1,
+        dropout=0.0,
+        segments=16,
+        chunk=64,
+        learning_rate=2e-3,
+        epochs=200,
+        patience=30,
+        season=1,
+        origin_every=1,
+        baselines=("random_walk", "historical_returns", "autoets"),
+        baseline_window=500,
+    ),
+    # Tiny configs for tests: seconds, not minutes.
+    "tiny-sensor": TrainConfig(
+        name="tiny-sensor",
+        dataset="vic_elec",
+        time_features=("time_of_day", "day_of_week"),
+        max_rows=1500,
+        hidden=8,
+        layers=1,
+        dropout=0.0,
+        horizon=6,
+        segments=4,
+        chunk=32,
+        epochs=2,
+        patience=2,
+        season=48,
+        origin_every=12,
+        baselines=("seasonal_naive_daily",),
+        max_train_seconds=30.0,
+    ),
+    "tiny-stock": TrainConfig(
+        name="tiny-stock",
+        dataset="sp500",
+        mode="returns",
+        max_rows=800,
+        hidden=8,
+        layers=1,
+        dropout=0.0,
+        horizon=3,
+        segments=4,
+        chunk=32,
+        epochs=2,
+        patience=2,
+        season=1,
+        origin_every=5,
+        baselines=("random_walk", "historical_returns"),
+        max_train_seconds=30.0,
+    ),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        known = ", ".join(sorted(PRESETS))
+        raise SystemExit(f"unknown config {name!r}; known configs: {known}") from None
