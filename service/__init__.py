@@ -1,0 +1,1 @@
+"""Stateful LSTM forecasting service (ONNX Runtime behind async FastAPI)."""

@@ -1,0 +1,79 @@
+"""Live accuracy: score forecasts once their truth arrives (DESIGN §5).
+
+Every stream is scored one step ahead from the forecast the store keeps anyway. A
+sampled fraction of streams (chosen by a hash of the id, so no per-stream flag is
+stored) also keeps the medians of its last H forecasts in a ring, to score every
+horizon step; memory for the rest stays zero.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from service.metrics import ModelMetrics
+
+
+class Ring:
+    __slots__ = ("medians", "origins", "step")
+
+    def __init__(self, horizon: int) -> None:
+        self.medians = np.zeros((horizon, horizon), dtype=np.float32)
+        self.origins = np.full(horizon, -1, dtype=np.int64)
+        self.step = 0  # steps applied (observations and fills) since the ring started
+
+
+class Accuracy:
+    def __init__(self, horizon: int, fraction: float, metrics: ModelMetrics) -> None:
+        self.horizon = horizon
+        self._threshold = int(fraction * 2**32)
+        self._metrics = metrics
+        self._rings: dict[str, Ring] = {}
+        self._ks = np.arange(1, horizon + 1, dtype=np.int64)
+
+    def sampled(self, stream_id: str) -> bool:
+        return zlib.crc32(stream_id.encode()) < self._threshold
+
+    def ring(self, stream_id: str) -> Ring | None:
+        if not self._threshold or zlib.crc32(stream_id.encode()) >= self._threshold:
+            return None
+        ring = self._rings.get(stream_id)
+        if ring is None:
+            ring = self._rings[stream_id] = Ring(self.horizon)
+        return ring
+
+    def forget(self, stream_id: str) -> None:
+        self._rings.pop(stream_id, None)
+
+    def score_one_step(self, errors: float, count: int) -> None:
+        if count:
+            self._metrics.abs_error[0].inc(errors)
+            self._metrics.scored[0].inc(count)
+
+    @staticmethod
+    def advance(ring: Ring, steps: int) -> None:
+        ring.step += steps
+
+    def score_ring(self, ring: Ring, truth: float) -> None:
+        """Score the truth of step ring.step against forecasts made k steps before it.
+
+        Horizon step 1 is left to score_one_step, which sees every stream.
+        """
+        h = self.horizon
+        origins = ring.step - self._ks
+        rows = origins % h
+        valid = ring.origins[rows] == origins
+        valid[0] = False
+        if not valid.any():
+            return
+        errs = np.abs(ring.medians[rows[valid], self._ks[valid] - 1] - truth)
+        for k, err in zip(self._ks[valid].tolist(), errs.tolist(), strict=True):
+            self._metrics.abs_error[k - 1].inc(err)
+            self._metrics.scored[k - 1].inc()
+
+    def record(self, ring: Ring, medians: np.ndarray) -> None:
+        """The forecast made after step ring.step (medians for steps +1..+H)."""
+        row = ring.step % self.horizon
+        ring.medians[row] = medians
+        ring.origins[row] = ring.step

@@ -1,0 +1,79 @@
+"""The app factory: everything is built from Settings, nothing lives at module level."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from service.api.http import build_router
+from service.api.middleware import LimitAndMeasure
+from service.api.responses import error_response
+from service.api.ws import build_ws_router
+from service.core import ForecastService
+from service.errors import InvalidInput, MalformedRequest, NotFound, ServiceError
+from service.settings import Settings
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    code = "method_not_allowed"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    svc = ForecastService(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await svc.start()
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = FastAPI(
+        title="LSTM forecasting service",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.service = svc
+    app.include_router(build_router(svc))
+    app.include_router(build_ws_router(svc))
+
+    # Routes answer their own errors; these cover what the router itself refuses.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response(NotFound(f"path: no route for {request.url.path}"))
+        if exc.status_code == 405:
+            return error_response(
+                MethodNotAllowed(f"method: {request.method} is not allowed on this path")
+            )
+        err = ServiceError(str(exc.detail))
+        err.status = exc.status_code
+        return error_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(InvalidInput(str(exc.errors())[:500]))
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        return error_response(exc)
+
+    app.add_middleware(LimitAndMeasure, metrics=svc.metrics, max_body_bytes=settings.max_body_bytes)
+    _ = MalformedRequest  # the body parser raises it; listed here for the reader
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

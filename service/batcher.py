@@ -1,0 +1,195 @@
+"""Micro-batcher of one model: many streams' rows into one ORT call.
+
+Requests enqueue items (one stream's next T rows each) and await a group future. One
+worker task takes whatever is queued — a lone request runs at once, no fixed sleep —
+gathers state rows, runs ONE ORT call off the event loop, and hands each item its
+forecast and new state. Whoever submitted commits them: the batcher never writes a
+stream's stored state, so a failed multi-step request leaves no half-applied stream.
+
+The per-stream lock upstream (streams.py) ensures a stream has at most one item in
+flight, hence never two rows of one stream in one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from service.errors import InferenceError, QueueFull, ServiceError, Unavailable
+from service.metrics import ModelMetrics
+from service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Group:
+    """Completion of all the items one request submitted at once.
+
+    The future resolves once every item has a result or its own error, so a request
+    never moves on while one of its rows is still queued.
+    """
+
+    __slots__ = ("future", "pending")
+
+    def __init__(self, future: asyncio.Future[None], pending: int) -> None:
+        self.future = future
+        self.pending = pending
+
+    def done_one(self) -> None:
+        self.pending -= 1
+        if self.pending == 0 and not self.future.done():
+            self.future.set_result(None)
+
+
+class Item:
+    """One stream's next rows. ``state`` None means: read arena ``slot`` (or zeros if -1)."""
+
+    __slots__ = ("error", "forecast", "group", "new_state", "rows", "slot", "state")
+
+    def __init__(self, rows: list[list[float]], slot: int, state: np.ndarray | None) -> None:
+        self.rows = rows
+        self.slot = slot
+        self.state = state
+        self.group: Group | None = None
+        self.forecast: np.ndarray | None = None
+        self.new_state: np.ndarray | None = None
+        self.error: Exception | None = None
+
+    def fail(self, exc: Exception) -> None:
+        self.error = exc
+        if self.group is not None:
+            self.group.done_one()
+
+
+class Batcher:
+    def __init__(
+        self,
+        runtime: Runtime,
+        get_rows: Callable[[np.ndarray], np.ndarray],
+        n_features: int,
+        state_size: int,
+        max_rows: int,
+        queue_rows: int,
+        metrics: ModelMetrics,
+    ) -> None:
+        self.runtime = runtime
+        self._get_rows = get_rows
+        self._n_features = n_features
+        self._state_size = state_size
+        self.max_rows = max_rows
+        self.queue_rows = queue_rows
+        self._metrics = metrics
+        self._queue: deque[Item] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    async def stop(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        err = Unavailable("the service is shutting down", code="shutting_down")
+        while self._queue:
+            self._queue.popleft().fail(err)
+
+    def submit(self, items: list[Item]) -> asyncio.Future[None]:
+        """Queue items; the returned future completes when all have results."""
+        if self._closed:
+            raise Unavailable("the service is shutting down", code="shutting_down")
+        if len(self._queue) + len(items) > self.queue_rows:
+            self._metrics.queue_full.inc()
+            raise QueueFull(
+                f"the batch queue is full ({self.queue_rows} rows); retry shortly",
+                retry_after=1.0,
+            )
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        group = Group(future, len(items))
+        for item in items:
+            item.group = group
+        self._queue.extend(items)
+        self._metrics.queue_depth.set(len(self._queue))
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        return future
+
+    def _take(self) -> list[Item]:
+        queue = self._queue
+        first = queue.popleft()
+        if len(first.rows) != 1:
+            return [first]  # a history (T > 1) runs as one sequence call on its own
+        batch = [first]
+        limit = self.max_rows
+        while queue and len(batch) < limit and len(queue[0].rows) == 1:
+            batch.append(queue.popleft())
+        return batch
+
+    def _gather(self, batch: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+        if len(batch) == 1:
+            item = batch[0]
+            x = np.array(item.rows, dtype=np.float32).reshape(1, len(item.rows), -1)
+        else:
+            x = np.array([it.rows[0] for it in batch], dtype=np.float32).reshape(len(batch), 1, -1)
+        if x.shape[2] != self._n_features:
+            raise InferenceError(f"rows have {x.shape[2]} features, model wants {self._n_features}")
+        slots = np.fromiter(
+            (it.slot if it.slot >= 0 and it.state is None else 0 for it in batch),
+            dtype=np.int64,
+            count=len(batch),
+        )
+        state = self._get_rows(slots)  # fancy indexing: already a fresh copy
+        for i, it in enumerate(batch):
+            if it.state is not None:
+                state[i] = it.state
+            elif it.slot < 0:
+                state[i] = 0.0
+        return x, state
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                self._wakeup = None
+                continue
+            batch = self._take()
+            self._metrics.queue_depth.set(len(self._queue))
+            try:
+                x, state = self._gather(batch)
+                forecast, new_state, seconds = await self.runtime.run_async(x, state)
+            except asyncio.CancelledError:
+                stopping = Unavailable("the service is shutting down", code="shutting_down")
+                for it in batch:
+                    it.fail(stopping)
+                raise
+            except Exception as exc:
+                # Every waiter of this batch, and no one else, gets the error.
+                log.exception("inference failed for a batch of %d rows", len(batch))
+                err = exc if isinstance(exc, ServiceError) else InferenceError(
+                    f"inference failed: {type(exc).__name__}: {exc}"
+                )  # fmt: skip
+                for it in batch:
+                    it.fail(err)
+                continue
+            self._metrics.inference.observe(seconds)
+            self._metrics.batch_rows.observe(len(batch))
+            for i, it in enumerate(batch):
+                it.forecast = forecast[i]
+                it.new_state = new_state[i]
+                if it.group is not None:
+                    it.group.done_one()

@@ -1,0 +1,99 @@
+"""Timestamps: parsing, time-derived features and forecast timestamps (docs/artifact.md).
+
+Timestamps are carried internally as float epoch seconds (UTC). Clients without a zone
+send wall-clock time, which the artifact contract says to take as UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from functools import lru_cache
+
+_MIN_TS = -62135596800.0  # 0001-01-01
+_MAX_TS = 253402300799.0  # 9999-12-31T23:59:59
+_TWO_PI = 2.0 * math.pi
+_DAY = 86400.0
+
+
+def parse_ts(value: object) -> float:
+    """ISO 8601 string (zone optional, UTC assumed) or epoch seconds -> epoch seconds.
+
+    Raises ValueError with the reason; the caller names the field.
+    """
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not an ISO 8601 timestamp") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        t = float(value)
+        if not (_MIN_TS <= t <= _MAX_TS):  # also rejects NaN and infinity
+            raise ValueError("epoch seconds out of range")
+        return t
+    raise ValueError("must be an ISO 8601 string or epoch seconds")
+
+
+def format_ts(t: float) -> str:
+    dt = datetime.fromtimestamp(t, UTC)
+    text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def time_feature(t: float, period: float, fn: str) -> float:
+    # Python's % floors like numpy.mod, so negative epochs agree with training.
+    angle = _TWO_PI * (t % period) / period
+    return math.sin(angle) if fn == "sin" else math.cos(angle)
+
+
+def _bday_index(t: float) -> int:
+    """Business-day ordinal of the day holding t; Sat/Sun count as the next Monday."""
+    day = math.floor(t / _DAY) + 3  # 1970-01-01 was a Thursday: shift so Monday = 0
+    week, dow = divmod(day, 7)
+    return week * 5 + min(dow, 5)
+
+
+def _bday_to_day(index: int) -> int:
+    week, dow = divmod(index, 5)
+    return week * 7 + dow - 3
+
+
+class Calendar:
+    """Step arithmetic of one model's frequency (fixed seconds, or business days)."""
+
+    def __init__(self, frequency: str, frequency_seconds: float, horizon: int) -> None:
+        self.business = frequency == "B"
+        self.seconds = float(frequency_seconds)
+        self.horizon = horizon
+        self._forecast_ts = lru_cache(maxsize=4096)(self._forecast_ts_uncached)
+
+    def steps_between(self, earlier: float, later: float) -> int:
+        """Periods from earlier to later (>= 1 when later > earlier).
+
+        A point less than a period after the last one counts as the next period,
+        so sloppy client clocks do not look like duplicates.
+        """
+        if self.business:
+            steps = _bday_index(later) - _bday_index(earlier)
+        else:
+            steps = round((later - earlier) / self.seconds)
+        return max(1, steps)
+
+    def step_ts(self, t: float, k: int) -> float:
+        """Timestamp k periods after t."""
+        if self.business:
+            index = _bday_index(t)
+            # A weekend time maps to the next Monday; keep the time of day.
+            day = _bday_to_day(index + k)
+            return day * _DAY + (t % _DAY)
+        return t + k * self.seconds
+
+    def forecast_ts(self, t: float) -> list[str]:
+        # Many streams report the same tick, so formatted timestamps are cached.
+        return self._forecast_ts(t)
+
+    def _forecast_ts_uncached(self, t: float) -> list[str]:
+        return [format_ts(self.step_ts(t, k)) for k in range(1, self.horizon + 1)]

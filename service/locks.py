@@ -1,0 +1,66 @@
+"""Per-stream FIFO locks that cost nothing for streams nobody is waiting on.
+
+A stream with work in flight has an entry in ``_busy``; the common case (no other
+request on that stream) takes and drops it without awaiting. Waiters queue in arrival
+order, which is what keeps observations of one stream in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class StreamLocks:
+    def __init__(self) -> None:
+        self._busy: dict[str, deque[asyncio.Future[None]] | None] = {}
+
+    def busy(self, stream_id: str) -> bool:
+        return stream_id in self._busy
+
+    def __len__(self) -> int:
+        return len(self._busy)
+
+    def try_acquire(self, stream_id: str) -> bool:
+        if stream_id in self._busy:
+            return False
+        self._busy[stream_id] = None
+        return True
+
+    def enqueue(self, stream_id: str) -> asyncio.Future[None] | None:
+        """Take the lock now (None) or join its queue at once, in call order (a future).
+
+        Joining synchronously is what keeps arrival order even when the caller only
+        awaits later (a multi-stream request, a WebSocket message task).
+        """
+        if stream_id not in self._busy:
+            self._busy[stream_id] = None
+            return None
+        waiters = self._busy[stream_id]
+        if waiters is None:
+            waiters = self._busy[stream_id] = deque()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(future)
+        return future
+
+    async def wait(self, stream_id: str, future: asyncio.Future[None] | None) -> None:
+        if future is None:
+            return
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(stream_id)  # ownership was handed to us just as we left
+            raise
+
+    async def acquire(self, stream_id: str) -> None:
+        await self.wait(stream_id, self.enqueue(stream_id))
+
+    def release(self, stream_id: str) -> None:
+        waiters = self._busy.get(stream_id)
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():
+                future.set_result(None)  # ownership passes straight to the next waiter
+                return
+        del self._busy[stream_id]

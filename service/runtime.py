@@ -1,0 +1,88 @@
+"""The ONNX Runtime session of one model version — the only place that blocks.
+
+Everything else in the service runs on the event loop; ``Runtime.run_async`` hands the
+ORT call to this model's own worker thread (ORT releases the GIL while it computes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnxruntime as ort
+
+if TYPE_CHECKING:
+    from service.artifacts import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def choose_providers(requested: list[str]) -> list[str]:
+    """Requested providers that this onnxruntime build has, CPU always last as fallback."""
+    available = set(ort.get_available_providers())
+    chosen = [p for p in requested if p in available]
+    missing = [p for p in requested if p not in available]
+    if missing:
+        log.warning("execution providers %s not available here; using %s", missing, chosen)
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class Runtime:
+    def __init__(
+        self, model_bytes: bytes, spec: ModelSpec, providers: list[str], intra_op_threads: int
+    ) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            model_bytes, sess_options=options, providers=choose_providers(providers)
+        )
+        self.provider: str = self.session.get_providers()[0]
+        self.spec = spec
+        self._state = spec.state
+        self._output_names = [spec.graph_output] + [s.output for s in spec.state]
+        # One thread per session: ORT calls of one model never overlap, which keeps
+        # intra_op_num_threads meaningful and the batcher's ordering simple.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.name}")
+
+    def io_names(self) -> tuple[dict[str, list[object]], dict[str, list[object]]]:
+        inputs = {i.name: list(i.shape) for i in self.session.get_inputs()}
+        outputs = {o.name: list(o.shape) for o in self.session.get_outputs()}
+        return inputs, outputs
+
+    def run(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """x [B, T, F], state [B, S] (flat) -> forecast [B, H, Q], new state [B, S], seconds."""
+        batch = x.shape[0]
+        feed: dict[str, np.ndarray] = {self.spec.graph_input: x}
+        for entry in self._state:
+            part = state[:, entry.offset : entry.offset + entry.size]
+            feed[entry.input] = np.ascontiguousarray(part).reshape(batch, *entry.shape)
+        started = time.perf_counter()
+        outputs = self.session.run(self._output_names, feed)
+        elapsed = time.perf_counter() - started
+        forecast = np.asarray(outputs[0], dtype=np.float32)
+        if len(outputs) == 2:
+            new_state = np.asarray(outputs[1], dtype=np.float32).reshape(batch, -1)
+        else:
+            new_state = np.concatenate(
+                [np.asarray(o, dtype=np.float32).reshape(batch, -1) for o in outputs[1:]], axis=1
+            )
+        return forecast, new_state, elapsed
+
+    async def run_async(
+        self, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run, x, state)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,218 @@
+"""Per-stream state store: the interface and the in-memory arena backend.
+
+Everything a stream needs lives in preallocated arrays indexed by a slot number:
+the recurrent state, the last forecast (to answer a retry exactly), the last raw inputs
+(to fill gaps), the last seq/ts, the observation count and the last-use time. A stream
+costs its rows plus one dict entry, ~1.8 KB for the default sensor model.
+np.zeros is lazily backed by the OS, so an unused capacity costs no resident memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+NO_SEQ = -1  # seq arena value of a stream whose clients never sent a seq
+
+
+@dataclass(frozen=True)
+class Layout:
+    state_size: int
+    forecast_size: int  # horizon * quantiles
+    n_inputs: int
+
+
+class StateStore(Protocol):
+    """What the stream logic needs from a backend (memory now, Redis later)."""
+
+    layout: Layout
+
+    def __len__(self) -> int: ...
+    def lookup(self, stream_id: str) -> int | None: ...
+    def get_rows(self, slots: np.ndarray) -> np.ndarray: ...
+    def read(self, slot: int) -> tuple[int, float, int]: ...
+    def forecast(self, slot: int) -> np.ndarray: ...
+    def inputs(self, slot: int) -> np.ndarray: ...
+    def put(
+        self,
+        stream_id: str,
+        state: np.ndarray,
+        forecast: np.ndarray,
+        inputs: np.ndarray,
+        seq: int,
+        ts: float,
+        added: int,
+        reset: bool,
+    ) -> int: ...
+    def touch(self, slot: int) -> None: ...
+    def forget(self, stream_id: str) -> bool: ...
+    def expire(self, max_idle: float) -> list[str]: ...
+    def snapshot(self) -> dict[str, np.ndarray]: ...
+    def restore(self, arrays: dict[str, np.ndarray]) -> int: ...
+
+
+class MemoryStateStore:
+    def __init__(
+        self,
+        layout: Layout,
+        capacity: int,
+        is_busy: Callable[[str], bool],
+        on_evict: Callable[[list[str]], None],
+    ) -> None:
+        self.layout = layout
+        self.capacity = capacity
+        self.state = np.zeros((capacity, layout.state_size), dtype=np.float32)
+        self.forecasts = np.zeros((capacity, layout.forecast_size), dtype=np.float32)
+        self.last_inputs = np.zeros((capacity, layout.n_inputs), dtype=np.float32)
+        self.seq = np.full(capacity, NO_SEQ, dtype=np.int64)
+        self.ts = np.zeros(capacity, dtype=np.float64)
+        self.count = np.zeros(capacity, dtype=np.int64)
+        # Free slots read +inf so eviction's argpartition never picks them.
+        self.touched = np.full(capacity, np.inf, dtype=np.float64)
+        self.index: dict[str, int] = {}
+        self.ids: list[str | None] = [None] * capacity
+        # Pop from the end: slots are handed out 0, 1, 2, ... so touched pages stay dense.
+        self._free = list(range(capacity - 1, -1, -1))
+        self._is_busy = is_busy
+        self._on_evict = on_evict
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def lookup(self, stream_id: str) -> int | None:
+        return self.index.get(stream_id)
+
+    def get_rows(self, slots: np.ndarray) -> np.ndarray:
+        return self.state[slots]
+
+    def read(self, slot: int) -> tuple[int, float, int]:
+        return int(self.seq[slot]), float(self.ts[slot]), int(self.count[slot])
+
+    def forecast(self, slot: int) -> np.ndarray:
+        return self.forecasts[slot]
+
+    def inputs(self, slot: int) -> np.ndarray:
+        return self.last_inputs[slot]
+
+    def touch(self, slot: int) -> None:
+        self.touched[slot] = time.monotonic()
+
+    def put(
+        self,
+        stream_id: str,
+        state: np.ndarray,
+        forecast: np.ndarray,
+        inputs: np.ndarray,
+        seq: int,
+        ts: float,
+        added: int,
+        reset: bool,
+    ) -> int:
+        """Commit a stream's new rows and sequence position in one go (all or nothing)."""
+        slot = self.index.get(stream_id)
+        if slot is None:
+            slot = self._allocate(stream_id)
+            reset = True
+        self.state[slot] = state
+        self.forecasts[slot] = forecast.reshape(-1)
+        self.last_inputs[slot] = inputs
+        self.seq[slot] = seq
+        self.ts[slot] = ts
+        self.count[slot] = added if reset else self.count[slot] + added
+        self.touched[slot] = time.monotonic()
+        return slot
+
+    def _allocate(self, stream_id: str) -> int:
+        if not self._free:
+            self._evict()
+        slot = self._free.pop()
+        self.index[stream_id] = slot
+        self.ids[slot] = stream_id
+        return slot
+
+    def _evict(self) -> None:
+        # Evict a small batch of the least recently used at once: one O(capacity)
+        # argpartition pays for many allocations instead of one.
+        want = max(1, self.capacity // 100)
+        order = np.argsort(self.touched, kind="stable")
+        evicted: list[str] = []
+        for slot in order:
+            stream_id = self.ids[int(slot)]
+            if stream_id is None or self._is_busy(stream_id):
+                continue
+            self._release(stream_id, int(slot))
+            evicted.append(stream_id)
+            if len(evicted) >= want:
+                break
+        if not evicted:
+            from service.errors import QueueFull
+
+            raise QueueFull("every stream slot is busy; retry shortly", code="streams_full")
+        self._on_evict(evicted)
+
+    def _release(self, stream_id: str, slot: int) -> None:
+        del self.index[stream_id]
+        self.ids[slot] = None
+        self.touched[slot] = np.inf
+        self.seq[slot] = NO_SEQ
+        self.count[slot] = 0
+        self._free.append(slot)
+
+    def forget(self, stream_id: str) -> bool:
+        slot = self.index.get(stream_id)
+        if slot is None:
+            return False
+        self._release(stream_id, slot)
+        return True
+
+    def expire(self, max_idle: float) -> list[str]:
+        cutoff = time.monotonic() - max_idle
+        stale = np.flatnonzero(self.touched < cutoff)
+        expired: list[str] = []
+        for slot in stale:
+            stream_id = self.ids[int(slot)]
+            if stream_id is None or self._is_busy(stream_id):
+                continue
+            self._release(stream_id, int(slot))
+            expired.append(stream_id)
+        return expired
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        slots = np.fromiter(self.index.values(), dtype=np.int64, count=len(self.index))
+        now = time.monotonic()
+        return {
+            "ids": np.array(list(self.index), dtype=object),
+            "state": self.state[slots],
+            "forecast": self.forecasts[slots],
+            "inputs": self.last_inputs[slots],
+            "seq": self.seq[slots],
+            "ts": self.ts[slots],
+            "count": self.count[slots],
+            # Monotonic clocks restart with the process; keep how long each was idle.
+            "idle": now - self.touched[slots],
+        }
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> int:
+        ids = [str(i) for i in arrays["ids"]]
+        if arrays["state"].shape[1:] != (self.layout.state_size,) or arrays["forecast"].shape[
+            1:
+        ] != (self.layout.forecast_size,):
+            raise ValueError("snapshot rows do not match this model's state/forecast size")
+        # Keep the most recently used when the snapshot holds more than fits.
+        order = np.argsort(arrays["idle"])[: self.capacity]
+        now = time.monotonic()
+        for i in order:
+            i = int(i)
+            slot = self._allocate(ids[i])
+            self.state[slot] = arrays["state"][i]
+            self.forecasts[slot] = arrays["forecast"][i]
+            self.last_inputs[slot] = arrays["inputs"][i]
+            self.seq[slot] = arrays["seq"][i]
+            self.ts[slot] = arrays["ts"][i]
+            self.count[slot] = arrays["count"][i]
+            self.touched[slot] = now - float(arrays["idle"][i])
+        return len(order)

@@ -1,0 +1,493 @@
+"""Stream semantics of one model: exactly-once, order, gaps/missing values, commit.
+
+A request for a stream becomes a ``Job``: a list of steps (runs of complete
+observations, gap fills, observations with missing values) computed and validated up
+front, then executed item by item through the batcher on a private copy of the state,
+and committed to the store only when every step succeeded. So a bad or failed request
+never changes a stream, and a retry of the last applied observation finds it intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import numpy as np
+
+from service.accuracy import Accuracy, Ring
+from service.artifacts import LoadedModel
+from service.batcher import Batcher, Item
+from service.errors import (
+    GapTooLarge,
+    InferenceError,
+    InvalidInput,
+    OutOfOrder,
+    ServiceError,
+    StreamNotFound,
+)
+from service.features import Calendar, format_ts, time_feature
+from service.locks import StreamLocks
+from service.metrics import ModelMetrics
+from service.parsing import Obs
+from service.settings import Settings
+from service.state import NO_SEQ, Layout, MemoryStateStore, StateStore
+
+log = logging.getLogger(__name__)
+
+Response = dict[str, Any]
+# A step is ("rows", [complete observations]) run as one call, ("fill", ts) for a
+# missing period, or ("miss", obs) for an observation with missing values.
+Step = tuple[str, Any]
+
+
+class Job:
+    __slots__ = (
+        "error", "filled", "forecast", "inputs", "last", "model", "n_obs", "pos",
+        "read_slot", "reset", "ring", "state", "steps", "stream_id",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        model: ModelStreams,
+        stream_id: str | None,
+        steps: list[Step],
+        read_slot: int,
+        forecast: np.ndarray | None,
+        inputs: list[float] | None,
+        filled: int,
+        n_obs: int,
+        reset: bool,
+    ) -> None:
+        self.model = model
+        self.stream_id = stream_id
+        self.steps = steps
+        self.pos = 0
+        self.read_slot = read_slot  # arena row of the starting state; -1 = zeros
+        self.state: np.ndarray | None = None  # private state after the steps so far
+        self.forecast = forecast  # [H, Q] after the steps so far (None: new stream)
+        self.inputs: list[Any] | None = inputs  # last raw inputs, for filling
+        self.filled = filled
+        self.n_obs = n_obs
+        self.reset = reset
+        self.last: Obs | None = None
+        self.ring: Ring | None = None
+        self.error: Exception | None = None
+
+    def next_item(self) -> Item:
+        kind, payload = self.steps[self.pos]
+        m = self.model
+        if kind == "rows":
+            rows = [m.row(o.values, o.ts) for o in payload]
+        elif kind == "fill":
+            rows = [m.row(self._filled_values(None), payload)]
+        else:
+            rows = [m.row(self._filled_values(payload.values), payload.ts)]
+        return Item(rows, self.read_slot if self.state is None else -1, self.state)
+
+    def _filled_values(self, values: list[float | None] | None) -> list[float | None]:
+        # docs/artifact.md: target <- median of the one-step forecast, others <- last seen.
+        assert self.forecast is not None and self.inputs is not None
+        m = self.model
+        median = float(self.forecast[0, m.median_index])
+        out: list[float | None] = []
+        for j in range(m.n_inputs):
+            v = None if values is None else values[j]
+            if v is None:
+                v = median if j == m.target_index else self.inputs[j]
+            out.append(v)
+        return out
+
+    def on_result(self, item: Item, acc: list[float]) -> bool:
+        """Take one step's result; returns whether steps remain."""
+        kind, payload = self.steps[self.pos]
+        m = self.model
+        ring = self.ring
+        ti = m.target_index
+        if kind == "rows":
+            first = payload[0]
+            if self.forecast is not None:
+                acc[0] += abs(first.values[ti] - float(self.forecast[0, m.median_index]))
+                acc[1] += 1
+            if ring is not None:
+                for o in payload:
+                    ring.step += 1
+                    m.accuracy.score_ring(ring, o.values[ti])
+            self.last = payload[-1]
+            self.inputs = payload[-1].values
+        elif kind == "fill":
+            if ring is not None:
+                ring.step += 1
+            self.inputs = self._filled_values(None)
+        else:
+            truth = payload.values[ti]
+            if truth is not None and self.forecast is not None:
+                acc[0] += abs(truth - float(self.forecast[0, m.median_index]))
+                acc[1] += 1
+            if ring is not None:
+                ring.step += 1
+                if truth is not None:
+                    m.accuracy.score_ring(ring, truth)
+            self.inputs = self._filled_values(payload.values)
+            self.last = payload
+        self.state = item.new_state
+        self.forecast = item.forecast
+        if ring is not None:
+            assert self.forecast is not None
+            m.accuracy.record(ring, self.forecast[:, m.median_index])
+        self.pos += 1
+        return self.pos < len(self.steps)
+
+
+class ModelStreams:
+    """All the streams of one served model version."""
+
+    def __init__(self, loaded: LoadedModel, settings: Settings, metrics: ModelMetrics) -> None:
+        spec = loaded.spec
+        self.spec = spec
+        self.name = spec.name
+        self.version = spec.version
+        self.runtime = loaded.runtime
+        self.metrics = metrics
+        self.calendar = Calendar(spec.frequency, spec.frequency_seconds, spec.horizon)
+        self.horizon = spec.horizon
+        self.n_q = len(spec.quantiles)
+        self.quantiles = spec.quantiles
+        self.median_index = spec.median_index
+        self.n_inputs = len(spec.inputs)
+        self.target_index = spec.target_index
+        self.max_gap = settings.max_gap_steps
+        self.max_history = settings.max_history
+        self._features: list[tuple[int, float, bool]] = [
+            (f, 0.0, False) if isinstance(f, int) else (-1, f.period, f.fn == "sin")
+            for f in spec.features
+        ]
+        self.locks = StreamLocks()
+        self.store: StateStore = MemoryStateStore(
+            Layout(spec.state_size, spec.horizon * self.n_q, self.n_inputs),
+            settings.max_streams,
+            is_busy=self.locks.busy,
+            on_evict=self._on_evict,
+        )
+        self.accuracy = Accuracy(spec.horizon, settings.accuracy_sample_fraction, metrics)
+        self.batcher = Batcher(
+            loaded.runtime,
+            self.store.get_rows,
+            spec.n_features,
+            spec.state_size,
+            settings.max_batch_rows,
+            settings.queue_rows,
+            metrics,
+        )
+
+    # -- helpers -------------------------------------------------------------------
+
+    def row(self, values: list[Any], ts: float) -> list[float]:
+        out: list[float] = []
+        for idx, period, is_sin in self._features:
+            if idx >= 0:
+                out.append(values[idx])
+            else:
+                out.append(time_feature(ts, period, "sin" if is_sin else "cos"))
+        return out
+
+    def _on_evict(self, stream_ids: list[str]) -> None:
+        for sid in stream_ids:
+            self.accuracy.forget(sid)
+        self.metrics.evictions.inc(len(stream_ids))
+        self.metrics.live_streams.set(len(self.store))
+
+    def expire(self, ttl: float) -> int:
+        expired = self.store.expire(ttl)
+        for sid in expired:
+            self.accuracy.forget(sid)
+        if expired:
+            self.metrics.expirations.inc(len(expired))
+            self.metrics.live_streams.set(len(self.store))
+        return len(expired)
+
+    def forecast_body(self, ts: float, forecast: np.ndarray) -> Response:
+        return {
+            "ts": self.calendar.forecast_ts(ts),
+            "quantiles": self.quantiles,
+            "values": forecast,
+        }
+
+    # -- planning ------------------------------------------------------------------
+
+    def _steps(
+        self, obs: list[Obs], prev_ts: float | None, offset: int, where: str
+    ) -> tuple[list[Step], int]:
+        steps: list[Step] = []
+        run: list[Obs] = []
+        filled = 0
+        streak = 0  # consecutive filled periods, bounded by max_gap
+        for i, o in enumerate(obs, start=offset):
+            if prev_ts is not None:
+                gap = self.calendar.steps_between(prev_ts, o.ts) - 1
+                if gap:
+                    streak += gap
+                    if streak > self.max_gap:
+                        raise GapTooLarge(
+                            f"{where}[{i}].ts: {streak} missing periods before it, more than "
+                            f'the limit of {self.max_gap}; send "reset": true to restart '
+                            "the stream from this observation"
+                        )
+                    if run:
+                        steps.append(("rows", run))
+                        run = []
+                    steps.extend(
+                        ("fill", self.calendar.step_ts(prev_ts, k)) for k in range(1, gap + 1)
+                    )
+                    filled += gap
+            if o.missing:
+                if prev_ts is None:
+                    raise InvalidInput(
+                        f"{where}[{i}].values: the first observation of a stream needs every "
+                        "value (there is no forecast yet to fill from)"
+                    )
+                streak += 1
+                if streak > self.max_gap:
+                    raise GapTooLarge(
+                        f"{where}[{i}].values: {streak} periods in a row are missing, more "
+                        f"than the limit of {self.max_gap}"
+                    )
+                if run:
+                    steps.append(("rows", run))
+                    run = []
+                steps.append(("miss", o))
+                filled += 1
+            else:
+                streak = 0
+                run.append(o)
+            prev_ts = o.ts
+        if run:
+            steps.append(("rows", run))
+        return steps, filled
+
+    def plan(self, stream_id: str, obs: list[Obs], reset: bool) -> Job | Response:
+        """Decide what a request does to a stream (caller holds the stream's lock)."""
+        store = self.store
+        slot = store.lookup(stream_id)
+        where = "observations"
+        if slot is None:
+            steps, filled = self._steps(obs, None, 0, where)
+            job = Job(self, stream_id, steps, -1, None, None, filled, len(obs), True)
+            self.accuracy.forget(stream_id)  # a ring left by a failed first request
+            job.ring = self.accuracy.ring(stream_id)
+            return job
+        last_seq, last_ts, _ = store.read(slot)
+        final = obs[-1]
+        by_seq = final.seq is not None and last_seq != NO_SEQ
+        if (final.seq == last_seq) if by_seq else (final.ts == last_ts):
+            # A retry of what was applied last: same answer, no step.
+            self.metrics.duplicates.inc(len(obs))
+            store.touch(slot)
+            return self._status(stream_id, slot, duplicate=True)
+        if reset:
+            steps, filled = self._steps(obs, None, 0, where)
+            job = Job(self, stream_id, steps, -1, None, None, filled, len(obs), True)
+            self.accuracy.forget(stream_id)
+            job.ring = self.accuracy.ring(stream_id)
+            return job
+        k = 0
+        for o in obs:
+            old = o.seq <= last_seq if by_seq and o.seq is not None else o.ts <= last_ts
+            if not old:
+                break
+            k += 1
+        if k:
+            prev = obs[k - 1]
+            same = (prev.seq == last_seq) if by_seq else (prev.ts == last_ts)
+            if k == len(obs) or not same:
+                what = f"seq {prev.seq}" if by_seq else f"ts {format_ts(prev.ts)}"
+                last = f"seq {last_seq}" if by_seq else f"ts {format_ts(last_ts)}"
+                raise OutOfOrder(
+                    f"{where}[{k - 1}]: {what} goes backwards; the stream already applied {last}"
+                )
+            self.metrics.duplicates.inc(k)
+        first = obs[k]
+        if first.ts <= last_ts:
+            raise OutOfOrder(
+                f"{where}[{k}].ts: {format_ts(first.ts)} is not after the stream's last "
+                f"applied ts {format_ts(last_ts)}"
+            )
+        steps, filled = self._steps(obs[k:], last_ts, k, where)
+        forecast = store.forecast(slot).reshape(self.horizon, self.n_q)
+        inputs = store.inputs(slot).tolist()
+        job = Job(self, stream_id, steps, slot, forecast, inputs, filled, len(obs) - k, False)
+        job.ring = self.accuracy.ring(stream_id)
+        return job
+
+    # -- execution -----------------------------------------------------------------
+
+    async def _run(self, jobs: list[Job], score: bool = True) -> None:
+        """Step all jobs together: one batcher round per step, one row per stream."""
+        active = jobs
+        acc = [0.0, 0]
+        while active:
+            items = [job.next_item() for job in active]
+            try:
+                await self.batcher.submit(items)
+            except ServiceError as exc:  # queue full: these jobs fail, nothing committed
+                for job in active:
+                    job.error = exc
+                break
+            still: list[Job] = []
+            for job, item in zip(active, items, strict=True):
+                if item.error is not None:
+                    job.error = item.error
+                elif job.on_result(item, acc):
+                    still.append(job)
+            active = still
+        if score:
+            self.accuracy.score_one_step(acc[0], int(acc[1]))
+
+    def _commit(self, job: Job) -> Response:
+        assert job.last is not None and job.state is not None and job.forecast is not None
+        assert job.stream_id is not None and job.inputs is not None
+        last = job.last
+        before = len(self.store)
+        self.store.put(
+            job.stream_id,
+            job.state,
+            job.forecast,
+            job.inputs,  # type: ignore[arg-type]
+            NO_SEQ if last.seq is None else last.seq,
+            last.ts,
+            job.n_obs,
+            job.reset,
+        )
+        m = self.metrics
+        m.observations.inc(job.n_obs)
+        if job.filled:
+            m.gap_filled.inc(job.filled)
+        if len(self.store) != before:
+            m.live_streams.set(len(self.store))
+        return {
+            "stream_id": job.stream_id,
+            "seq": last.seq,
+            "ts": format_ts(last.ts),
+            "filled": job.filled,
+            "duplicate": False,
+            "forecast": self.forecast_body(last.ts, job.forecast),
+        }
+
+    def _status(self, stream_id: str, slot: int, duplicate: bool) -> Response:
+        seq, ts, count = self.store.read(slot)
+        forecast = self.store.forecast(slot).reshape(self.horizon, self.n_q).copy()
+        body: Response = {
+            "stream_id": stream_id,
+            "seq": None if seq == NO_SEQ else seq,
+            "ts": format_ts(ts),
+        }
+        if duplicate:
+            body["filled"] = 0
+            body["duplicate"] = True
+        else:
+            body["count"] = count
+        body["forecast"] = self.forecast_body(ts, forecast)
+        return body
+
+    # -- public operations ---------------------------------------------------------
+
+    async def observe(self, stream_id: str, obs: list[Obs], reset: bool) -> Response:
+        locks = self.locks
+        await locks.wait(stream_id, locks.enqueue(stream_id))
+        return await self._observe_locked(stream_id, obs, reset)
+
+    async def _observe_locked(self, stream_id: str, obs: list[Obs], reset: bool) -> Response:
+        try:
+            plan = self.plan(stream_id, obs, reset)
+            if not isinstance(plan, Job):
+                return plan
+            await self._run([plan])
+            if plan.error is not None:
+                raise plan.error
+            return self._commit(plan)
+        finally:
+            self.locks.release(stream_id)
+
+    async def observe_many(
+        self, entries: list[tuple[str, list[Obs], bool] | ServiceError]
+    ) -> list[Response | ServiceError]:
+        """Many streams in one go: free streams share batcher rounds; busy ones queue
+        on their stream's lock (joined right now, so arrival order holds) and follow."""
+        results: list[Response | ServiceError | None] = [None] * len(entries)
+        jobs: list[tuple[int, Job]] = []
+        waiters: list[asyncio.Future[None]] = []
+        held: list[str] = []
+        locks = self.locks
+
+        async def later(i: int, sid: str, obs: list[Obs], reset: bool, turn: Any) -> None:
+            try:
+                await locks.wait(sid, turn)
+                results[i] = await self._observe_locked(sid, obs, reset)
+            except ServiceError as exc:
+                results[i] = exc
+
+        try:
+            for i, entry in enumerate(entries):
+                if isinstance(entry, ServiceError):
+                    results[i] = entry
+                    continue
+                sid, obs, reset = entry
+                turn = locks.enqueue(sid)
+                if turn is not None:
+                    waiters.append(asyncio.ensure_future(later(i, sid, obs, reset, turn)))
+                    continue
+                held.append(sid)
+                try:
+                    plan = self.plan(sid, obs, reset)
+                except ServiceError as exc:
+                    results[i] = exc
+                    continue
+                if isinstance(plan, Job):
+                    jobs.append((i, plan))
+                else:
+                    results[i] = plan
+            if jobs:
+                await self._run([job for _, job in jobs])
+                for i, job in jobs:
+                    results[i] = job.error if isinstance(job.error, ServiceError) else (
+                        self._commit(job) if job.error is None else InferenceError(str(job.error))
+                    )  # fmt: skip
+        finally:
+            # Release before waiting: a waiter may be queued on a stream we hold.
+            for sid in held:
+                locks.release(sid)
+        if waiters:
+            await asyncio.gather(*waiters)
+        return results  # type: ignore[return-value]
+
+    async def forecast(self, obs: list[Obs]) -> Response:
+        """Stateless: run a history from zero state; touches no stream."""
+        steps, filled = self._steps(obs, None, 0, "observations")
+        job = Job(self, None, steps, -1, None, None, filled, len(obs), True)
+        await self._run([job], score=False)  # no truth arrives for a stateless call
+        if job.error is not None:
+            raise job.error
+        assert job.last is not None and job.forecast is not None
+        return {
+            "ts": format_ts(job.last.ts),
+            "filled": filled,
+            "forecast": self.forecast_body(job.last.ts, job.forecast),
+        }
+
+    def status(self, stream_id: str) -> Response:
+        slot = self.store.lookup(stream_id)
+        if slot is None:
+            raise StreamNotFound(f"stream_id: no live stream {stream_id!r} in model {self.name!r}")
+        return self._status(stream_id, slot, duplicate=False)
+
+    async def forget(self, stream_id: str) -> None:
+        await self.locks.acquire(stream_id)
+        try:
+            if not self.store.forget(stream_id):
+                raise StreamNotFound(
+                    f"stream_id: no live stream {stream_id!r} in model {self.name!r}"
+                )
+            self.accuracy.forget(stream_id)
+            self.metrics.live_streams.set(len(self.store))
+        finally:
+            self.locks.release(stream_id)
