@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
 import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -209,6 +213,35 @@ def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
             pass
         time.sleep(0.1)
     pytest.fail(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def running_service(
+    models_dir: Path, log_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`python -m service` on 127.0.0.1 and a free port, ready; yields its base URL.
+    Stopped by pid on exit (SIGTERM first: a graceful stop)."""
+    port = free_port()
+    log_path = log_dir / f"service-{port}.log"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FORECAST_")}
+    full_env |= {
+        "FORECAST_SNAPSHOT_PATH": "",
+        "FORECAST_LOG_LEVEL": "warning",
+        **(env or {}),
+        "FORECAST_HOST": "127.0.0.1",
+        "FORECAST_PORT": str(port),
+        "FORECAST_MODELS_DIR": str(models_dir),
+    }
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service"], cwd=ROOT, env=full_env, stdout=log, stderr=log
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/readyz", proc, log_path, timeout=30)
+        yield url
+    finally:
+        stop_process(proc)
 
 
 SENSOR_START = datetime(2014, 6, 1, tzinfo=UTC)

@@ -5,9 +5,11 @@ the service (its Settings, its routes, its /metrics)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from deploy_support import (
@@ -29,6 +31,7 @@ from deploy_support import (
     dockerfile_instructions,
     exposed_sample_names,
     metric_names,
+    running_service,
 )
 
 from service.settings import Settings
@@ -261,22 +264,39 @@ def test_dashboard_covers_the_issue() -> None:
 # --- Against the service itself ------------------------------------------------------
 
 
+def _route_paths(routes: list[Any], prefix: str = "") -> Iterator[str]:
+    """Path templates of an app's routes, through included routers (FastAPI wraps an
+    included router; older versions copy its routes, newer keep `original_router`)."""
+    for route in routes:
+        if hasattr(route, "original_router"):
+            context = getattr(route, "include_context", None)
+            inner_prefix = getattr(context, "prefix", "") or ""
+            yield from _route_paths(route.original_router.routes, prefix + inner_prefix)
+        elif hasattr(route, "routes") and not hasattr(route, "endpoint"):
+            yield from _route_paths(route.routes, prefix + getattr(route, "path", ""))
+        elif getattr(route, "path", None):
+            yield prefix + route.path
+
+
 @pytest.fixture(scope="module")
-def served_metrics(tiny_models_dir: Path) -> tuple[set[str], str]:
-    """(route paths of the app, /metrics text after varied traffic) of a real app."""
-    from fastapi.testclient import TestClient
+def served_metrics(
+    tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[set[str], str]:
+    """(route paths of the app, /metrics text of the running service after traffic)."""
     from service.app import create_app
 
-    settings = Settings(
-        models_dir=tiny_models_dir, snapshot_path=None, max_streams=4, accuracy_sample_fraction=1
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
+    app = create_app(Settings(models_dir=tiny_models_dir, snapshot_path=None))
+    paths = set(_route_paths(app.routes))
+    env = {"FORECAST_MAX_STREAMS": "4", "FORECAST_ACCURACY_SAMPLE_FRACTION": "1"}
+    log_dir = tmp_path_factory.mktemp("service")
+    with (
+        running_service(tiny_models_dir, log_dir, env) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
         Traffic(client, TINY_MODEL).burst(streams=6, steps=4)
+        assert client.get(HEALTHCHECK_PATH).status_code == 200
         metrics = client.get("/metrics")
         assert metrics.status_code == 200
-        paths = {getattr(route, "path", "") for route in app.routes}
-        assert client.get(HEALTHCHECK_PATH).status_code == 200
     return paths, metrics.text
 
 

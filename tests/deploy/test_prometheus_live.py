@@ -8,11 +8,10 @@ it is missing the test FAILS: a dashboard nobody has run against Prometheus is n
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ import pytest
 import yaml
 from deploy_support import (
     ALERTS_YML,
-    ROOT,
     TINY_MODEL,
     Traffic,
     alert_rules,
@@ -33,6 +31,7 @@ from deploy_support import (
     dashboard_queries,
     free_port,
     require_binary,
+    running_service,
     stop_process,
     substitute_variables,
     wait_http_ok,
@@ -44,8 +43,6 @@ SERVICE_ENV = {
     "FORECAST_STREAM_TTL_SECONDS": "2",
     "FORECAST_EXPIRY_INTERVAL_SECONDS": "0.5",
     "FORECAST_ACCURACY_SAMPLE_FRACTION": "1.0",
-    "FORECAST_SNAPSHOT_PATH": "",
-    "FORECAST_LOG_LEVEL": "warning",
 }
 
 
@@ -68,22 +65,9 @@ def stack(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     prometheus = require_binary("prometheus")
     tmp = tmp_path_factory.mktemp("prometheus-live")
 
-    service_port = free_port()
-    service_log = tmp / "service.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FORECAST_")}
-    env |= SERVICE_ENV | {
-        "FORECAST_HOST": "127.0.0.1",
-        "FORECAST_PORT": str(service_port),
-        "FORECAST_MODELS_DIR": str(tiny_models_dir),
-    }
-    with service_log.open("wb") as log:
-        service = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-    procs = [service]
-    try:
-        service_url = f"http://127.0.0.1:{service_port}"
-        wait_http_ok(f"{service_url}/readyz", service, service_log, timeout=30)
+    with contextlib.ExitStack() as cleanup:
+        service_url = cleanup.enter_context(running_service(tiny_models_dir, tmp, SERVICE_ENV))
+        service_port = int(service_url.rsplit(":", 1)[1])
 
         # The compose config, pointed at this service, scraping every second.
         shutil.copy(ALERTS_YML, tmp / "alerts.yml")
@@ -114,34 +98,31 @@ def stack(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
                 stdout=log,
                 stderr=log,
             )
-        procs.append(prom)
+        cleanup.callback(stop_process, prom)
         prometheus_url = f"http://127.0.0.1:{prom_port}"
         wait_http_ok(f"{prometheus_url}/-/ready", prom, prom_log, timeout=30)
         yield Stack(service_url, prometheus_url)
-    finally:
-        for proc in reversed(procs):
-            stop_process(proc)
 
 
 @pytest.fixture(scope="module")
 def traffic(stack: Stack) -> Iterator[None]:
     """A burst of varied traffic, then a steady producer for the rest of the module, so
     rate() windows hold live data while the dashboard's queries run."""
-    client = httpx.Client(base_url=stack.service_url, timeout=10)
-    driver = Traffic(client, TINY_MODEL)
-    driver.burst(streams=6, steps=8)
+    with httpx.Client(base_url=stack.service_url, timeout=10) as client:
+        Traffic(client, TINY_MODEL).burst(streams=6, steps=8)
     stop = threading.Event()
     failures: list[BaseException] = []
 
     def steady() -> None:
-        steady_driver = Traffic(httpx.Client(base_url=stack.service_url, timeout=10), TINY_MODEL)
-        try:
-            while not stop.is_set():
-                steady_driver.step("steady")
-                steady_driver.errors()
-                stop.wait(0.05)
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            failures.append(exc)
+        with httpx.Client(base_url=stack.service_url, timeout=10) as steady_client:
+            steady_driver = Traffic(steady_client, TINY_MODEL)
+            try:
+                while not stop.is_set():
+                    steady_driver.step("steady")
+                    steady_driver.errors()
+                    stop.wait(0.05)
+            except BaseException as exc:  # reported by the test, not lost in the thread
+                failures.append(exc)
 
     thread = threading.Thread(target=steady, daemon=True)
     thread.start()
@@ -153,7 +134,6 @@ def traffic(stack: Stack) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=10)
-        client.close()
     assert not failures, failures
 
 
