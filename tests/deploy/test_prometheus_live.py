@@ -199,3 +199,27 @@ def test_alert_rules_load_and_evaluate(stack: Stack, traffic: None) -> None:
         time.sleep(0.5)
     # The service is up and healthy: the availability alert must not fire.
     assert rules["ForecastServiceDown"]["state"] == "inactive"
+
+
+@pytest.mark.parametrize(
+    "promql",
+    [
+        'sum(forecast_http_requests_total{status="200"}) > 0',
+        'sum(forecast_http_requests_total{status="400"}) > 0',
+        'sum(forecast_http_requests_total{status="404"}) > 0',
+        'sum(forecast_http_requests_total{status="409"}) > 0',
+        'sum(forecast_http_requests_total{status="422"}) > 0',
+        "sum(forecast_observations_total) > 0",
+        "sum(forecast_duplicate_observations_total) > 0",
+        "sum(forecast_gap_filled_total) > 0",
+        "sum(forecast_stream_evictions_total) > 0",
+        "sum(forecast_stream_expirations_total) > 0",
+        "sum(forecast_live_streams) > 0",
+        "sum(forecast_inference_duration_seconds_count) > 0",
+        'sum(forecast_live_scored_total{horizon_step="2"}) > 0',
+        'count(forecast_model_info{provider="CPUExecutionProvider"}) == 1',
+    ],
+)
+def test_traffic_left_its_marks(stack: Stack, traffic: None, promql: str) -> None:
+    # Non-empty panels could still be all zeros: the events the traffic caused must show.
+    assert stack.query(promql), f"Prometheus does not see {promql!r}"
