@@ -347,7 +347,6 @@ class ModelStreams:
         assert job.last is not None and job.state is not None and job.forecast is not None
         assert job.stream_id is not None and job.inputs is not None
         last = job.last
-        before = len(self.store)
         self.store.put(
             job.stream_id,
             job.state,
@@ -362,7 +361,7 @@ class ModelStreams:
         m.observations.inc(job.n_obs)
         if job.filled:
             m.gap_filled.inc(job.filled)
-        if len(self.store) != before:
+        if job.reset:  # possibly a new stream (and possibly an eviction to make room)
             m.live_streams.set(len(self.store))
         return {
             "stream_id": job.stream_id,
