@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from service.errors import QueueFull
+
 NO_SEQ = -1  # seq arena value of a stream whose clients never sent a seq
 
 
@@ -135,8 +137,8 @@ class MemoryStateStore:
         return slot
 
     def _evict(self) -> None:
-        # Evict a small batch of the least recently used at once: one O(capacity)
-        # argpartition pays for many allocations instead of one.
+        # Evict a small batch (1% of capacity) of the least recently used at once: one
+        # O(capacity) sort pays for many allocations instead of one.
         want = max(1, self.capacity // 100)
         order = np.argsort(self.touched, kind="stable")
         evicted: list[str] = []
@@ -149,8 +151,6 @@ class MemoryStateStore:
             if len(evicted) >= want:
                 break
         if not evicted:
-            from service.errors import QueueFull
-
             raise QueueFull("every stream slot is busy; retry shortly", code="streams_full")
         self._on_evict(evicted)
 

@@ -23,6 +23,7 @@ from service.errors import (
     InferenceError,
     InvalidInput,
     OutOfOrder,
+    QueueFull,
     ServiceError,
     StreamNotFound,
 )
@@ -347,16 +348,20 @@ class ModelStreams:
         assert job.last is not None and job.state is not None and job.forecast is not None
         assert job.stream_id is not None and job.inputs is not None
         last = job.last
-        self.store.put(
-            job.stream_id,
-            job.state,
-            job.forecast,
-            job.inputs,  # type: ignore[arg-type]
-            NO_SEQ if last.seq is None else last.seq,
-            last.ts,
-            job.n_obs,
-            job.reset,
-        )
+        try:
+            self.store.put(
+                job.stream_id,
+                job.state,
+                job.forecast,
+                job.inputs,  # type: ignore[arg-type]
+                NO_SEQ if last.seq is None else last.seq,
+                last.ts,
+                job.n_obs,
+                job.reset,
+            )
+        except QueueFull:
+            self.metrics.streams_full.inc()  # every slot held by a stream in flight
+            raise
         m = self.metrics
         m.observations.inc(job.n_obs)
         if job.filled:
@@ -448,9 +453,16 @@ class ModelStreams:
             if jobs:
                 await self._run([job for _, job in jobs])
                 for i, job in jobs:
-                    results[i] = job.error if isinstance(job.error, ServiceError) else (
-                        self._commit(job) if job.error is None else InferenceError(str(job.error))
-                    )  # fmt: skip
+                    if job.error is not None:
+                        err = job.error
+                        results[i] = err if isinstance(err, ServiceError) else InferenceError(
+                            str(err)
+                        )  # fmt: skip
+                        continue
+                    try:
+                        results[i] = self._commit(job)
+                    except ServiceError as exc:
+                        results[i] = exc
         finally:
             # Release before waiting: a waiter may be queued on a stream we hold.
             for sid in held:

@@ -1,0 +1,78 @@
+"""WS /v1/models/{model}/stream through a real server with the websockets client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+from svc_helpers import SENSOR, LiveServer, held_out, obs_body
+from websockets.asyncio.client import connect
+
+
+def test_ws_many_streams_in_order_and_equal_to_http(
+    models_dir: Path, server: LiveServer, serve
+) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 20)
+    sids = ["w0", "w1", "w2"]
+
+    async def run() -> list[dict]:
+        async with connect(f"{server.ws_url}/v1/models/{SENSOR}/stream") as ws:
+            # Send everything without waiting: streams interleave on one connection.
+            for i in range(20):
+                for k, sid in enumerate(sids):
+                    msg = {
+                        "stream_id": sid,
+                        "observations": [obs_body(seconds[i], values[i] + k, i)],
+                    }
+                    await ws.send(json.dumps({**msg, "id": f"{sid}-{i}"}))
+            await ws.send(json.dumps({"streams": [
+                {"stream_id": "w0", "observations": [obs_body(seconds[19], values[19], 19)]},
+                {"stream_id": "w9", "observations": [{"ts": "bad", "values": [1, 2]}]},
+            ], "id": "multi"}))  # fmt: skip
+            await ws.send("{not json")
+            return [json.loads(await ws.recv()) for _ in range(60 + 2 + 1)]
+
+    replies = asyncio.run(run())
+    per_stream: dict[str, list[int]] = {sid: [] for sid in sids}
+    last: dict[str, dict] = {}
+    for r in replies:
+        if r.get("id") in (None, "multi"):
+            continue
+        per_stream[r["stream_id"]].append(r["seq"])
+        assert r["id"] == f"{r['stream_id']}-{r['seq']}"
+        last[r["stream_id"]] = r
+    for sid in sids:
+        assert per_stream[sid] == list(range(20))  # in order per stream
+    multi = [r for r in replies if r.get("id") == "multi"]
+    assert {m["stream_id"] for m in multi} == {"w0", "w9"}
+    dup = next(m for m in multi if m["stream_id"] == "w0")
+    assert dup["duplicate"] is True and dup["forecast"] == last["w0"]["forecast"]
+    assert next(m for m in multi if m["stream_id"] == "w9")["error"]["code"] == "invalid_input"
+    assert any(r.get("error", {}).get("code") == "malformed_json" for r in replies)
+    # Same as over HTTP on a fresh server.
+    reference = serve(snapshot_path="")
+    with httpx.Client(base_url=reference.url) as c:
+        for i in range(20):
+            r = c.post(
+                f"/v1/models/{SENSOR}/streams/w1/observations",
+                json={"observations": [obs_body(seconds[i], values[i] + 1, i)]},
+            ).json()
+    np.testing.assert_allclose(last["w1"]["forecast"]["values"], r["forecast"]["values"], rtol=1e-5)
+
+
+def test_ws_unknown_model_closes_with_error(server: LiveServer) -> None:
+    async def run() -> tuple[dict, int | None]:
+        async with connect(f"{server.ws_url}/v1/models/nope/stream") as ws:
+            first = json.loads(await ws.recv())
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return first, ws.close_code
+
+    first, code = asyncio.run(run())
+    assert first["error"]["code"] == "model_not_found"
+    assert code == 1008
