@@ -84,7 +84,7 @@ def main() -> None:
         for ax in axes.flat[len(panels) :]:
             ax.axis("off")
     fig.suptitle(f"{dash['title']} — preview from a real Prometheus", fontsize=13)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=80)
     print(f"wrote {args.out}")
