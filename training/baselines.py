@@ -89,7 +89,7 @@ def statsforecast(
     levels = sorted({round((1 - 2 * q) * 100) for q in quantiles if q < 0.5})
     sf = StatsForecast(models=[models[kind]()], freq=1, n_jobs=2)
     fc = sf.forecast(df=pd.concat(frames), h=horizon, level=levels or None)
-    name = [c for c in fc.columns if c not in ("unique_id", "ds") and "-" not in c][0]
+    name = next(c for c in fc.columns if c not in ("unique_id", "ds") and "-" not in c)
     out = np.empty((len(at), horizon, len(quantiles)))
     fc = fc.sort_values(["unique_id", "ds"])
     for j, q in enumerate(quantiles):

@@ -39,6 +39,9 @@ class TrainConfig:
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
     seed: int = 0
+    threads: int = 1  # torch threads: the cells are small, and 1 thread does not spin
+    #                   against other work on a 2-core machine (2 threads ran 8x slower
+    #                   while another process was busy)
     max_train_seconds: float = 480.0  # hard budget; the best validation epoch is kept
     # -- evaluation -------------------------------------------------------------------
     season: int = 48  # MASE scale: in-sample seasonal naive with this lag (1 = naive)

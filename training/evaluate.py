@@ -34,7 +34,8 @@ def model_forecasts(model: Forecaster, x: np.ndarray) -> np.ndarray:
 
 def mase_scale(y_train: np.ndarray, season: int) -> float:
     """In-sample MAE of the seasonal naive forecast (naive when season = 1)."""
-    return float(np.mean(np.abs(y_train[season:] - y_train[:-season])))
+    # A constant series would make every MASE infinite; floor the scale instead.
+    return max(float(np.mean(np.abs(y_train[season:] - y_train[:-season]))), 1e-12)
 
 
 def metrics(

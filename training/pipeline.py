@@ -166,7 +166,11 @@ def _notes(scores: dict, trained: Trained) -> list[str]:
     ]
     for name, b in scores["baselines"].items():
         notes.append(
-            f"MAE ratio model / {name}: {m['mae'] / b['mae']:.3f}; "
-            f"pinball ratio: {m['pinball'] / b['pinball']:.3f}"
+            f"MAE ratio model / {name}: {_ratio(m['mae'], b['mae'])}; "
+            f"pinball ratio: {_ratio(m['pinball'], b['pinball'])}"
         )
     return notes
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3f}" if b > 0 else "n/a (baseline error is 0)"

@@ -15,7 +15,7 @@ COLUMNS = ("mae", "rmse", "mase", "pinball", "coverage_80")
 
 
 def table(evaluation: dict) -> str:
-    rows = [("model", evaluation["model"])] + list(evaluation["baselines"].items())
+    rows = [("model", evaluation["model"]), *list(evaluation["baselines"].items())]
     lines = [
         "| method | " + " | ".join(COLUMNS) + " |",
         "| --- | " + " | ".join("---:" for _ in COLUMNS) + " |",

@@ -61,7 +61,7 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(max(1, min(config.threads, os.cpu_count() or 1)))
 
     # -- data: the split is chronological; every statistic comes from the train part -----
     series = series or load(config.dataset)
@@ -113,12 +113,17 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
+    # Halve the step size when validation stalls; early stopping ends it after `patience`.
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, factor=0.5, patience=max(1, config.patience // 3)
+    )
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
     train_mask_t, val_mask_t = torch.from_numpy(train_mask), torch.from_numpy(val_mask)
 
-    best_loss, best_state, bad_epochs, epoch = float("inf"), None, 0, 0
+    best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     bar = tqdm(range(config.epochs), desc=config.name, disable=not progress, unit="epoch")
-    for epoch in bar:
+    for _ in bar:
+        epochs_run += 1
         # -- one epoch of carried-state TBPTT -------------------------------------------
         model.train()
         offset = int(np.random.randint(0, config.chunk))  # new window edges each epoch
@@ -144,6 +149,7 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
         with torch.no_grad():
             q, _, _ = model.steps(x_t[None, : split.test], model.zero_state(1))
             val_loss = pinball(q[0], y_t[: split.test], val_mask_t[: split.test], taus).item()
+        scheduler.step(val_loss)
         if val_loss < best_loss - 1e-5:
             best_loss, bad_epochs = val_loss, 0
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -170,7 +176,7 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
         split=split,
         x=x,
         model=model,
-        epochs_run=epoch + 1,
+        epochs_run=epochs_run,
         best_val_loss=best_loss,
         seconds=time.monotonic() - started,
     )

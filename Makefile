@@ -1,0 +1,56 @@
+# The two commands that matter:
+#   make serve   set up, train the default models if missing, then serve them
+#   make test    set up everything the tests need, lint, type-check and run the tests
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODELS ?= models
+DEFAULT_MODELS := $(MODELS)/elec-demand $(MODELS)/sp500
+
+.PHONY: serve test setup setup-dev system-deps models train lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The serving side alone: no torch.
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+# Everything: serving, training (torch 2.13.0 CPU) and the test tools.
+setup-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+
+# Train the default models only when they are not in models/ already (they are committed).
+models: setup
+	@missing=0; for d in $(DEFAULT_MODELS); do [ -f $$d/1/manifest.json ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+		$(BIN)/pip install --quiet -e '.[train]' && $(BIN)/python -m training ensure --out $(MODELS); \
+	else echo "default models present in $(MODELS)/"; fi
+
+serve: models
+	FORECAST_MODELS_DIR=$(MODELS) $(BIN)/python -m service
+
+# Retrain both default models from scratch (about 10 minutes each on 2 cores).
+train: setup-dev
+	$(BIN)/python -m training all --config elec-demand --out $(MODELS)
+	$(BIN)/python -m training all --config sp500 --out $(MODELS)
+
+# Debian packages the integration tests start themselves (a real Prometheus).
+system-deps:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup-dev system-deps lint
+	$(BIN)/python -m pytest -q
+
+bench: setup-dev
+	$(BIN)/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,121 @@
+"""The loaders on the real packages, and a clear error for every kind of bad file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import data
+from training.data import DataError
+
+
+def test_vic_elec_is_the_half_hourly_demand_with_temperature():
+    s = data.load("vic_elec")
+    assert len(s.frame) == 52_608
+    assert s.frequency == "30min" and s.frequency_seconds == 1800
+    assert s.inputs == ("demand", "temperature")
+    assert s.frame.index[0] == pd.Timestamp("2011-12-31 13:00")  # UTC of 2012-01-01 local
+    assert not s.frame.isna().any().any()
+
+
+def test_sea_surface_temperature_is_cleaned_onto_a_regular_grid():
+    s = data.load("sea_surface_temperature")
+    assert s.frequency == "30min"
+    assert len(s.frame) > 19_000
+    assert (np.diff(s.frame.index.asi8) == 1800 * 10**9).all()
+
+
+@pytest.mark.parametrize("key", ["sp500", "nasdaq"])
+def test_arch_indices_are_business_daily_closes(key):
+    s = data.load(key)
+    assert s.frequency == "B" and s.frequency_seconds == 86400
+    assert s.frame.index[0].year == 1999 and s.frame.index[-1].year == 2018
+    assert (s.frame.index.dayofweek < 5).all()
+    assert (s.frame["close"] > 0).all()
+
+
+@pytest.mark.parametrize("key", ["aapl", "ibm", "msft", "goog"])
+def test_bokeh_stocks_load(key):
+    s = data.load(key)
+    assert s.inputs == ("close",)
+    assert len(s.frame) > 2000
+
+
+def _write(tmp_path, frame, name="data.csv"):
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def _good(n=300):
+    ts = pd.date_range("2020-01-01", periods=n, freq="h")
+    return pd.DataFrame({"ts": ts, "load": np.arange(n, dtype=float), "temp": 1.0})
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_user_file_loads_with_inferred_frequency(tmp_path, suffix):
+    path = _write(tmp_path, _good(), f"data.{suffix}")
+    s = data.load_file(path, time_column="ts", value_columns=["load", "temp"])
+    assert s.frequency in ("h", "H")
+    assert s.inputs == ("load", "temp")
+    assert s.frame["load"].iloc[-1] == 299.0
+
+
+def _bad(kind):
+    frame = _good()
+    if kind == "missing column":
+        return frame.drop(columns=["temp"]), "missing column"
+    if kind == "unparseable time":
+        frame["ts"] = frame["ts"].astype(str)
+        frame.loc[5, "ts"] = "not a time"
+        return frame, "unparseable time 'not a time'"
+    if kind == "duplicate":
+        frame.loc[7, "ts"] = frame.loc[6, "ts"]
+        return frame, "duplicate timestamp"
+    if kind == "irregular":
+        return frame.drop(index=[50]), "irregular timestamps"
+    if kind == "too few rows":
+        return frame.iloc[:20], "too few rows (20)"
+    if kind == "non-numeric":
+        frame["load"] = frame["load"].astype(object)
+        frame.loc[9, "load"] = "abc"
+        return frame, "non-numeric value 'abc' in column 'load' at row 9"
+    if kind == "long gap":
+        frame.loc[10:20, "load"] = np.nan
+        return frame, "11 consecutive missing values"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "missing column",
+        "unparseable time",
+        "duplicate",
+        "irregular",
+        "too few rows",
+        "non-numeric",
+        "long gap",
+    ],
+)
+def test_bad_files_get_a_clear_error(tmp_path, kind):
+    frame, message = _bad(kind)
+    path = _write(tmp_path, frame)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        data.load_file(path, time_column="ts", value_columns=["load", "temp"], frequency="h")
+
+
+def test_short_missing_runs_are_filled_forward(tmp_path):
+    frame = _good()
+    frame.loc[10:12, "load"] = np.nan
+    s = data.load_file(_write(tmp_path, frame), time_column="ts", value_columns=["load"])
+    assert s.frame["load"].iloc[10:13].tolist() == [9.0, 9.0, 9.0]
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(DataError, match="vic_elec"):
+        data.load("no_such_set")

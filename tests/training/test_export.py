@@ -1,0 +1,141 @@
+"""The exported graph honours the artifact contract (docs/artifact.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from training.export import (
+    ExportError,
+    assert_dynamic_axes,
+    check_parity,
+    export_onnx,
+    run_graph,
+    session,
+    sha256,
+)
+from training.pipeline import build_artifact
+
+
+@pytest.fixture(scope="module")
+def sensor_artifact(tiny_sensor, tmp_path_factory):
+    return build_artifact(tiny_sensor, tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def stock_artifact(tiny_stock, tmp_path_factory):
+    return build_artifact(tiny_stock, tmp_path_factory.mktemp("models"))
+
+
+def _trained_and_dir(request, kind):
+    trained = request.getfixturevalue(f"tiny_{kind}")
+    return trained, request.getfixturevalue(f"{kind}_artifact")
+
+
+@pytest.mark.parametrize("kind", ["sensor", "stock"])
+def test_graph_axes_are_dynamic(request, kind):
+    trained, directory = _trained_and_dir(request, kind)
+    graph = onnx.load(str(directory / "model.onnx")).graph
+    x = next(i for i in graph.input if i.name == "x")
+    dims = [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim]
+    assert dims == ["batch", "time", trained.x.shape[1]]
+    assert_dynamic_axes(directory / "model.onnx", trained.model)
+
+
+@pytest.mark.parametrize("kind", ["sensor", "stock"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("steps", [1, 17])
+def test_ort_matches_torch_and_steps_match_the_sequence(request, kind, batch, steps):
+    trained, directory = _trained_and_dir(request, kind)
+    model, sess = trained.model, session(directory / "model.onnx")
+    rows = trained.x[trained.split.test :]
+    xb = np.stack([rows[k : k + steps] for k in range(batch)]).astype(np.float32)
+    zero = [s.numpy() for s in model.zero_state(batch)]
+    seq_fc, seq_state = run_graph(sess, model, xb, zero)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(xb), *model.zero_state(batch))
+    for mine, theirs in zip([seq_fc, *seq_state], ref, strict=True):
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-4, atol=1e-4)
+    assert seq_fc.shape == (batch, model.spec.horizon, len(model.spec.quantiles))
+    state = zero
+    for t in range(steps):
+        step_fc, state = run_graph(sess, model, xb[:, t : t + 1], state)
+    np.testing.assert_allclose(step_fc, seq_fc, rtol=1e-4, atol=1e-4)
+    for a, b in zip(state, seq_state, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert (np.diff(seq_fc, axis=-1) >= 0).all()
+
+
+def test_a_second_export_in_one_process_keeps_the_time_axis(tiny_sensor, tmp_path):
+    """pytorch#115092: the sequence axis came out fixed on a second export."""
+    for k in range(2):
+        export_onnx(tiny_sensor.model, tmp_path / f"m{k}.onnx")
+    sess = session(tmp_path / "m1.onnx")
+    zero = [s.numpy() for s in tiny_sensor.model.zero_state(2)]
+    fc, _ = run_graph(sess, tiny_sensor.model, tiny_sensor.x[None, :41].repeat(2, 0), zero)
+    assert fc.shape[0] == 2
+
+
+def test_a_broken_graph_fails_the_parity_check(tiny_sensor, tmp_path):
+    path = tmp_path / "m.onnx"
+    export_onnx(tiny_sensor.model, path)
+    other = type(tiny_sensor.model)(tiny_sensor.model.spec)  # fresh random weights
+    other.load_state_dict({**tiny_sensor.model.state_dict()}, strict=True)
+    with torch.no_grad():
+        other.head.bias.add_(1.0)
+    with pytest.raises(ExportError, match="torch_vs_ort"):
+        check_parity(other, path, tiny_sensor.x[:40])
+
+
+@pytest.mark.parametrize("kind", ["sensor", "stock"])
+def test_manifest_carries_the_contract_and_the_checksum(request, kind):
+    trained, directory = _trained_and_dir(request, kind)
+    m = json.loads((directory / "manifest.json").read_text())
+    assert m["graph"]["sha256"] == sha256(directory / "model.onnx")
+    assert m["horizon"] == trained.config.horizon
+    assert m["quantiles"] == list(trained.config.quantiles)
+    assert m["inputs"][m["target_index"]] == m["target"]
+    assert [f["name"] for f in m["features"] if f["source"] == "input"] == m["inputs"]
+    assert len(m["features"]) == trained.x.shape[1]
+    names = {s["input"] for s in m["state"]}
+    graph_inputs = {i.name for i in onnx.load(str(directory / "model.onnx")).graph.input}
+    assert graph_inputs == {"x", *names}
+    for key in (
+        "name",
+        "version",
+        "created",
+        "code_revision",
+        "frequency",
+        "training",
+        "data",
+        "evaluation",
+    ):
+        assert key in m
+    assert set(m["data"]["split"]) == {"train", "validation", "test"}
+    assert (directory / "report.md").read_text().startswith("# ")
+    assert (directory / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("kind", ["sensor", "stock"])
+def test_streaming_the_test_split_reproduces_the_offline_evaluation(request, kind):
+    _, directory = _trained_and_dir(request, kind)
+    parity = json.loads((directory / "report.json").read_text())["parity"]
+    assert parity["streamed_vs_offline"] < 1e-4
+    assert parity["streamed_mae"] == pytest.approx(parity["offline_mae"], rel=1e-5)
+
+
+def test_time_features_follow_the_manifest_rule(tiny_sensor, sensor_artifact):
+    """What the service computes from a timestamp is what the model was trained on."""
+    m = json.loads((sensor_artifact / "manifest.json").read_text())
+    ts = tiny_sensor.series.frame.index[5]
+    seconds = (ts - np.datetime64("1970-01-01T00:00:00")) / np.timedelta64(1, "s")
+    for col, feature in enumerate(m["features"]):
+        if feature["source"] != "time":
+            continue
+        angle = 2 * np.pi * (seconds % feature["period_seconds"]) / feature["period_seconds"]
+        expected = np.sin(angle) if feature["function"] == "sin" else np.cos(angle)
+        assert tiny_sensor.x[5, col] == pytest.approx(expected, abs=1e-6)
