@@ -31,6 +31,7 @@ class Accuracy:
         self._metrics = metrics
         self._rings: dict[str, Ring] = {}
         self._ks = np.arange(1, horizon + 1, dtype=np.int64)
+        self.enabled = self._threshold > 0
 
     def sampled(self, stream_id: str) -> bool:
         return zlib.crc32(stream_id.encode()) < self._threshold

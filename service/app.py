@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def service_error(request: Request, exc: ServiceError) -> Response:
         return error_response(exc)
 
-    app.add_middleware(LimitAndMeasure, metrics=svc.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(LimitAndMeasure, service=svc, max_body_bytes=settings.max_body_bytes)
     _ = MalformedRequest  # the body parser raises it; listed here for the reader
     return app
 

@@ -47,18 +47,40 @@ class Group:
 
 
 class Item:
-    """One stream's next rows. ``state`` None means: read arena ``slot`` (or zeros if -1)."""
+    """One stream's next rows, or a block of many streams' next row.
 
-    __slots__ = ("error", "forecast", "group", "new_state", "rows", "slot", "state")
+    A single item has ``rows`` (T rows of F floats); ``state`` None means read arena
+    ``slot`` (zeros if -1). A block (``Item.block``) has ``x`` [n, F] and arena
+    ``slots`` [n] for n streams stepping once each — the vectorised multi-stream lane.
+    Results: ``forecast``/``new_state`` are one stream's arrays, or [n, ...] for a block.
+    """
+
+    __slots__ = (
+        "error", "forecast", "group", "n", "new_state", "offset", "rows", "slot", "slots",
+        "state", "x",
+    )  # fmt: skip
 
     def __init__(self, rows: list[list[float]], slot: int, state: np.ndarray | None) -> None:
-        self.rows = rows
+        self.rows: list[list[float]] | None = rows
         self.slot = slot
         self.state = state
+        self.x: np.ndarray | None = None
+        self.slots: np.ndarray | None = None
+        self.n = 1
+        self.offset = 0
         self.group: Group | None = None
         self.forecast: np.ndarray | None = None
         self.new_state: np.ndarray | None = None
         self.error: Exception | None = None
+
+    @classmethod
+    def block(cls, x: np.ndarray, slots: np.ndarray) -> Item:
+        item = cls([], -1, None)
+        item.rows = None
+        item.x = x
+        item.slots = slots
+        item.n = len(slots)
+        return item
 
     def fail(self, exc: Exception) -> None:
         self.error = exc
@@ -85,13 +107,14 @@ class Batcher:
         self.queue_rows = queue_rows
         self._metrics = metrics
         self._queue: deque[Item] = deque()
+        self._rows = 0  # rows queued (a block counts its streams)
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        return self._rows
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
@@ -105,12 +128,14 @@ class Batcher:
         err = Unavailable("the service is shutting down", code="shutting_down")
         while self._queue:
             self._queue.popleft().fail(err)
+        self._rows = 0
 
     def submit(self, items: list[Item]) -> asyncio.Future[None]:
         """Queue items; the returned future completes when all have results."""
         if self._closed:
             raise Unavailable("the service is shutting down", code="shutting_down")
-        if len(self._queue) + len(items) > self.queue_rows:
+        rows = sum(it.n for it in items)
+        if self._rows + rows > self.queue_rows:
             self._metrics.queue_full.inc()
             raise QueueFull(
                 f"the batch queue is full ({self.queue_rows} rows); retry shortly",
@@ -121,7 +146,8 @@ class Batcher:
         for item in items:
             item.group = group
         self._queue.extend(items)
-        self._metrics.queue_depth.set(len(self._queue))
+        self._rows += rows
+        self._metrics.queue_depth.set(self._rows)
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
@@ -130,34 +156,65 @@ class Batcher:
     def _take(self) -> list[Item]:
         queue = self._queue
         first = queue.popleft()
-        if len(first.rows) != 1:
+        if first.rows is not None and len(first.rows) != 1:
+            self._rows -= 1
             return [first]  # a history (T > 1) runs as one sequence call on its own
         batch = [first]
+        rows = first.n
         limit = self.max_rows
-        while queue and len(batch) < limit and len(queue[0].rows) == 1:
+        while queue:
+            nxt = queue[0]
+            if rows + nxt.n > limit or (nxt.rows is not None and len(nxt.rows) != 1):
+                break
             batch.append(queue.popleft())
+            rows += nxt.n
+        self._rows -= rows
         return batch
 
     def _gather(self, batch: list[Item]) -> tuple[np.ndarray, np.ndarray]:
-        if len(batch) == 1:
-            item = batch[0]
-            x = np.array(item.rows, dtype=np.float32).reshape(1, len(item.rows), -1)
-        else:
-            x = np.array([it.rows[0] for it in batch], dtype=np.float32).reshape(len(batch), 1, -1)
-        if x.shape[2] != self._n_features:
-            raise InferenceError(f"rows have {x.shape[2]} features, model wants {self._n_features}")
+        f = self._n_features
+        first = batch[0]
+        if len(batch) == 1 and first.rows is not None:
+            x = np.array(first.rows, dtype=np.float32).reshape(1, len(first.rows), -1)
+            if x.shape[2] != f:
+                raise InferenceError(f"rows have {x.shape[2]} features, model wants {f}")
+            state = self._single_states(batch)
+            return x, state
+        singles = [it for it in batch if it.rows is not None]
+        xs: list[np.ndarray] = []
+        states: list[np.ndarray] = []
+        offset = 0
+        if singles:
+            xs.append(np.array([it.rows[0] for it in singles], dtype=np.float32))  # type: ignore[index]
+            states.append(self._single_states(singles))
+            for it in singles:
+                it.offset = offset
+                offset += 1
+        for it in batch:
+            if it.x is not None and it.slots is not None:
+                xs.append(it.x)
+                states.append(self._get_rows(it.slots))
+                it.offset = offset
+                offset += it.n
+        x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+        if x.ndim != 2 or x.shape[1] != f:
+            raise InferenceError(f"rows have shape {x.shape}, model wants F={f}")
+        state = states[0] if len(states) == 1 else np.concatenate(states)
+        return x.reshape(offset, 1, f), state
+
+    def _single_states(self, items: list[Item]) -> np.ndarray:
         slots = np.fromiter(
-            (it.slot if it.slot >= 0 and it.state is None else 0 for it in batch),
+            (it.slot if it.slot >= 0 and it.state is None else 0 for it in items),
             dtype=np.int64,
-            count=len(batch),
+            count=len(items),
         )
         state = self._get_rows(slots)  # fancy indexing: already a fresh copy
-        for i, it in enumerate(batch):
+        for i, it in enumerate(items):
             if it.state is not None:
                 state[i] = it.state
             elif it.slot < 0:
                 state[i] = 0.0
-        return x, state
+        return state
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -168,7 +225,7 @@ class Batcher:
                 self._wakeup = None
                 continue
             batch = self._take()
-            self._metrics.queue_depth.set(len(self._queue))
+            self._metrics.queue_depth.set(self._rows)
             try:
                 x, state = self._gather(batch)
                 forecast, new_state, seconds = await self.runtime.run_async(x, state)
@@ -187,9 +244,13 @@ class Batcher:
                     it.fail(err)
                 continue
             self._metrics.inference.observe(seconds)
-            self._metrics.batch_rows.observe(len(batch))
-            for i, it in enumerate(batch):
-                it.forecast = forecast[i]
-                it.new_state = new_state[i]
+            self._metrics.batch_rows.observe(len(forecast))
+            for it in batch:
+                if it.x is None:
+                    it.forecast = forecast[it.offset]
+                    it.new_state = new_state[it.offset]
+                else:
+                    it.forecast = forecast[it.offset : it.offset + it.n]
+                    it.new_state = new_state[it.offset : it.offset + it.n]
                 if it.group is not None:
                     it.group.done_one()

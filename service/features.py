@@ -10,6 +10,8 @@ import math
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import numpy as np
+
 _MIN_TS = -62135596800.0  # 0001-01-01
 _MAX_TS = 253402300799.0  # 9999-12-31T23:59:59
 _TWO_PI = 2.0 * math.pi
@@ -22,13 +24,7 @@ def parse_ts(value: object) -> float:
     Raises ValueError with the reason; the caller names the field.
     """
     if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("not an ISO 8601 timestamp") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        return dt.timestamp()
+        return _parse_iso(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         t = float(value)
         if not (_MIN_TS <= t <= _MAX_TS):  # also rejects NaN and infinity
@@ -37,6 +33,19 @@ def parse_ts(value: object) -> float:
     raise ValueError("must be an ISO 8601 string or epoch seconds")
 
 
+# Producers send the same tick for many streams: parsing and formatting are cached.
+@lru_cache(maxsize=65536)
+def _parse_iso(value: str) -> float:
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an ISO 8601 timestamp") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@lru_cache(maxsize=65536)
 def format_ts(t: float) -> str:
     dt = datetime.fromtimestamp(t, UTC)
     text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
@@ -56,6 +65,12 @@ def _bday_index(t: float) -> int:
     return week * 5 + min(dow, 5)
 
 
+def _bday_index_array(t: np.ndarray) -> np.ndarray:
+    day = np.floor(t / _DAY).astype(np.int64) + 3
+    week, dow = np.divmod(day, 7)
+    return week * 5 + np.minimum(dow, 5)
+
+
 def _bday_to_day(index: int) -> int:
     week, dow = divmod(index, 5)
     return week * 7 + dow - 3
@@ -68,7 +83,8 @@ class Calendar:
         self.business = frequency == "B"
         self.seconds = float(frequency_seconds)
         self.horizon = horizon
-        self._forecast_ts = lru_cache(maxsize=4096)(self._forecast_ts_uncached)
+        # Many streams report the same tick, so formatted timestamps are cached.
+        self.forecast_ts = lru_cache(maxsize=4096)(self._forecast_ts_uncached)
 
     def steps_between(self, earlier: float, later: float) -> int:
         """Periods from earlier to later (>= 1 when later > earlier).
@@ -82,6 +98,14 @@ class Calendar:
             steps = round((later - earlier) / self.seconds)
         return max(1, steps)
 
+    def steps_array(self, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
+        """steps_between over arrays (the multi-stream lane)."""
+        if self.business:
+            steps = _bday_index_array(later) - _bday_index_array(earlier)
+        else:
+            steps = np.rint((later - earlier) / self.seconds).astype(np.int64)
+        return np.maximum(steps, 1)
+
     def step_ts(self, t: float, k: int) -> float:
         """Timestamp k periods after t."""
         if self.business:
@@ -90,10 +114,6 @@ class Calendar:
             day = _bday_to_day(index + k)
             return day * _DAY + (t % _DAY)
         return t + k * self.seconds
-
-    def forecast_ts(self, t: float) -> list[str]:
-        # Many streams report the same tick, so formatted timestamps are cached.
-        return self._forecast_ts(t)
 
     def _forecast_ts_uncached(self, t: float) -> list[str]:
         return [format_ts(self.step_ts(t, k)) for k in range(1, self.horizon + 1)]

@@ -66,7 +66,7 @@ def parse_observations(
     raw: object, n_inputs: int, max_history: int, where: str = "observations"
 ) -> list[Obs]:
     """Validate a list of observations: shapes, types, finiteness, strict order."""
-    if not isinstance(raw, list):
+    if type(raw) is not list:
         raise InvalidInput(f"{where}: must be a list of observations, got {_type_name(raw)}")
     if not raw:
         raise InvalidInput(f"{where}: must hold at least one observation")
@@ -75,10 +75,12 @@ def parse_observations(
             f"{where}: {len(raw)} observations, at most {max_history} per stream per request",
             code="history_too_long",
         )
+    if len(raw) == 1:  # the common case: no order to check
+        return [_parse_one(raw[0], n_inputs, where, 0)]
     out: list[Obs] = []
     prev: Obs | None = None
     for i, o in enumerate(raw):
-        ob = _parse_one(o, n_inputs, f"{where}[{i}]")
+        ob = _parse_one(o, n_inputs, where, i)
         if prev is not None:
             if ob.ts <= prev.ts:
                 raise InvalidInput(f"{where}[{i}].ts: must be after the previous observation's")
@@ -91,52 +93,61 @@ def parse_observations(
     return out
 
 
-def _parse_one(o: object, n_inputs: int, where: str) -> Obs:
-    if not isinstance(o, dict):
-        raise InvalidInput(f"{where}: must be an object, got {_type_name(o)}")
+def _parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
+    # Hot path: exact type checks, and the field path is formatted only on error.
+    if type(o) is not dict:
+        raise InvalidInput(f"{prefix}[{i}]: must be an object, got {_type_name(o)}")
     for key in o:
         if key not in _OBS_KEYS:
-            raise InvalidInput(f"{where}.{key}: unknown field (allowed: ts, seq, values, value)")
-    if "ts" not in o:
-        raise InvalidInput(f"{where}.ts: is required")
-    try:
-        ts = parse_ts(o["ts"])
-    except ValueError as exc:
-        raise InvalidInput(f"{where}.ts: {exc}") from None
-    seq = o.get("seq")
-    if seq is not None and (
-        not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < _MAX_SEQ
-    ):
-        raise InvalidInput(f"{where}.seq: must be an integer in [0, 2^62), got {seq!r:.40}")
-    if "values" in o:
-        if "value" in o:
-            raise InvalidInput(f"{where}: give values or value, not both")
-        values = o["values"]
-        if not isinstance(values, list):
-            raise InvalidInput(f"{where}.values: must be a list, got {_type_name(values)}")
-        if len(values) != n_inputs:
             raise InvalidInput(
-                f"{where}.values: has {len(values)} values, the model takes {n_inputs}"
+                f"{prefix}[{i}].{key}: unknown field (allowed: ts, seq, values, value)"
             )
-        vwhere = f"{where}.values"
+    raw_ts = o.get("ts")
+    if raw_ts is None:
+        raise InvalidInput(f"{prefix}[{i}].ts: is required")
+    try:
+        ts = parse_ts(raw_ts)
+    except ValueError as exc:
+        raise InvalidInput(f"{prefix}[{i}].ts: {exc}") from None
+    seq = o.get("seq")
+    if seq is not None and (type(seq) is not int or not 0 <= seq < _MAX_SEQ):
+        raise InvalidInput(f"{prefix}[{i}].seq: must be an integer in [0, 2^62), got {seq!r:.40}")
+    values = o.get("values")
+    field = "values"
+    if values is None:
+        if "value" in o:
+            if n_inputs != 1:
+                raise InvalidInput(
+                    f"{prefix}[{i}].value: the model takes {n_inputs} inputs; use values"
+                )
+            values = [o["value"]]
+            field = "value"
+        else:
+            raise InvalidInput(f"{prefix}[{i}].values: is required")
     elif "value" in o:
-        if n_inputs != 1:
-            raise InvalidInput(f"{where}.value: the model takes {n_inputs} inputs; use values")
-        values = [o["value"]]
-        vwhere = f"{where}.value"
-    else:
-        raise InvalidInput(f"{where}.values: is required")
+        raise InvalidInput(f"{prefix}[{i}]: give values or value, not both")
+    elif type(values) is not list:
+        raise InvalidInput(f"{prefix}[{i}].values: must be a list, got {_type_name(values)}")
+    elif len(values) != n_inputs:
+        raise InvalidInput(
+            f"{prefix}[{i}].values: has {len(values)} values, the model takes {n_inputs}"
+        )
     missing = False
     clean: list[float | None] = []
-    for j, v in enumerate(values):
+    for v in values:
+        t = type(v)
+        if t is float or t is int:
+            fv = float(v)
+            if -_F32_MAX <= fv <= _F32_MAX:
+                clean.append(fv)
+                continue
         if v is None:
             missing = True
             clean.append(None)
-        elif isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)):
-            fv = float(v)
-            if not -_F32_MAX <= fv <= _F32_MAX:
-                raise InvalidInput(f"{vwhere}[{j}]: {v!r:.40} does not fit float32")
-            clean.append(fv)
-        else:
-            raise InvalidInput(f"{vwhere}[{j}]: must be a number or null, got {_type_name(v)}")
+            continue
+        j = len(clean)
+        where = f"{prefix}[{i}].{field}" + (f"[{j}]" if field == "values" else "")
+        if t is float or t is int:
+            raise InvalidInput(f"{where}: {v!r:.40} does not fit float32")
+        raise InvalidInput(f"{where}: must be a number or null, got {_type_name(v)}")
     return Obs(ts, seq, clean, missing)

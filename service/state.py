@@ -50,6 +50,15 @@ class StateStore(Protocol):
         added: int,
         reset: bool,
     ) -> int: ...
+    def put_rows(
+        self,
+        slots: np.ndarray,
+        state: np.ndarray,
+        forecast: np.ndarray,
+        inputs: np.ndarray,
+        seq: np.ndarray,
+        ts: np.ndarray,
+    ) -> None: ...
     def touch(self, slot: int) -> None: ...
     def forget(self, stream_id: str) -> bool: ...
     def expire(self, max_idle: float) -> list[str]: ...
@@ -127,6 +136,24 @@ class MemoryStateStore:
         self.count[slot] = added if reset else self.count[slot] + added
         self.touched[slot] = time.monotonic()
         return slot
+
+    def put_rows(
+        self,
+        slots: np.ndarray,
+        state: np.ndarray,
+        forecast: np.ndarray,
+        inputs: np.ndarray,
+        seq: np.ndarray,
+        ts: np.ndarray,
+    ) -> None:
+        """One step for many existing streams at once (distinct slots), vectorised."""
+        self.state[slots] = state
+        self.forecasts[slots] = forecast
+        self.last_inputs[slots] = inputs
+        self.seq[slots] = seq
+        self.ts[slots] = ts
+        self.count[slots] += 1
+        self.touched[slots] = time.monotonic()
 
     def _allocate(self, stream_id: str) -> int:
         if not self._free:

@@ -40,6 +40,9 @@ Response = dict[str, Any]
 # A step is ("rows", [complete observations]) run as one call, ("fill", ts) for a
 # missing period, or ("miss", obs) for an observation with missing values.
 Step = tuple[str, Any]
+Simple = tuple[int, str, int, Obs]  # (entry index, stream id, arena slot, observation)
+# The vectorised lane's block: x [n, F], slots [n], its entries, value/seq/ts arrays.
+Block = tuple[np.ndarray, np.ndarray, list[Simple], dict[str, np.ndarray]]
 
 
 class Job:
@@ -415,13 +418,21 @@ class ModelStreams:
     async def observe_many(
         self, entries: list[tuple[str, list[Obs], bool] | ServiceError]
     ) -> list[Response | ServiceError]:
-        """Many streams in one go: free streams share batcher rounds; busy ones queue
-        on their stream's lock (joined right now, so arrival order holds) and follow."""
+        """Many streams in one go.
+
+        Free streams whose request is one complete next-period observation take the
+        vectorised lane (one block item, arrays in and out, no per-stream Job). Every
+        other free stream gets a Job, and all jobs share batcher rounds. Busy streams
+        queue on their lock (joined now, so arrival order holds) and follow.
+        """
         results: list[Response | ServiceError | None] = [None] * len(entries)
         jobs: list[tuple[int, Job]] = []
+        simple: list[tuple[int, str, int, Obs]] = []
         waiters: list[asyncio.Future[None]] = []
         held: list[str] = []
         locks = self.locks
+        index = getattr(self.store, "index", None)
+        sampling = self.accuracy.enabled
 
         async def later(i: int, sid: str, obs: list[Obs], reset: bool, turn: Any) -> None:
             try:
@@ -431,16 +442,27 @@ class ModelStreams:
                 results[i] = exc
 
         try:
+            generic: list[tuple[int, str, list[Obs], bool]] = []
+            busy = locks.busy
             for i, entry in enumerate(entries):
                 if isinstance(entry, ServiceError):
                     results[i] = entry
                     continue
                 sid, obs, reset = entry
-                turn = locks.enqueue(sid)
-                if turn is not None:
+                if busy(sid):
+                    turn = locks.enqueue(sid)
                     waiters.append(asyncio.ensure_future(later(i, sid, obs, reset, turn)))
                     continue
+                locks.enqueue(sid)  # free: taken at once
                 held.append(sid)
+                if index is not None and not reset and len(obs) == 1 and not obs[0].missing:
+                    slot = index.get(sid)
+                    if slot is not None and not (sampling and self.accuracy.sampled(sid)):
+                        simple.append((i, sid, slot, obs[0]))
+                        continue
+                generic.append((i, sid, obs, reset))
+            block = self._split_simple(simple, generic) if simple else None
+            for i, sid, obs, reset in generic:
                 try:
                     plan = self.plan(sid, obs, reset)
                 except ServiceError as exc:
@@ -450,6 +472,21 @@ class ModelStreams:
                     jobs.append((i, plan))
                 else:
                     results[i] = plan
+            block_items: list[Item] = []
+            block_done: asyncio.Future[None] | None = None
+            if block is not None:
+                x, slots = block[0], block[1]
+                step = self.batcher.max_rows
+                block_items = [
+                    Item.block(x[a : a + step], slots[a : a + step])
+                    for a in range(0, len(slots), step)
+                ]
+                try:
+                    block_done = self.batcher.submit(block_items)
+                except ServiceError as exc:
+                    for i, *_ in block[2]:
+                        results[i] = exc
+                    block = None
             if jobs:
                 await self._run([job for _, job in jobs])
                 for i, job in jobs:
@@ -463,6 +500,9 @@ class ModelStreams:
                         results[i] = self._commit(job)
                     except ServiceError as exc:
                         results[i] = exc
+            if block is not None and block_done is not None:
+                await block_done
+                self._commit_block(block, block_items, results)
         finally:
             # Release before waiting: a waiter may be queued on a stream we hold.
             for sid in held:
@@ -470,6 +510,107 @@ class ModelStreams:
         if waiters:
             await asyncio.gather(*waiters)
         return results  # type: ignore[return-value]
+
+    def _split_simple(
+        self,
+        simple: list[tuple[int, str, int, Obs]],
+        generic: list[tuple[int, str, list[Obs], bool]],
+    ) -> Block:
+        """Keep the entries that are exactly the next period after what was applied;
+        the rest (retries, conflicts, gaps) move to the generic path, which words
+        their answer. Builds the block's x [n, F] from arrays."""
+        store: Any = self.store
+        n = len(simple)
+        slots = np.fromiter((e[2] for e in simple), dtype=np.int64, count=n)
+        ts = np.fromiter((e[3].ts for e in simple), dtype=np.float64, count=n)
+        seq = np.fromiter(
+            (NO_SEQ if e[3].seq is None else e[3].seq for e in simple), dtype=np.int64, count=n
+        )
+        last_seq = store.seq[slots]
+        last_ts = store.ts[slots]
+        by_seq = (seq != NO_SEQ) & (last_seq != NO_SEQ)
+        ok = (ts > last_ts) & (~by_seq | (seq > last_seq))
+        ok &= self.calendar.steps_array(last_ts, ts) == 1
+        if not ok.all():
+            for k in np.flatnonzero(~ok).tolist():
+                i, sid, _, o = simple[k]
+                generic.append((i, sid, [o], False))
+            keep = np.flatnonzero(ok)
+            simple = [simple[k] for k in keep.tolist()]
+            slots, ts, seq = slots[keep], ts[keep], seq[keep]
+        values = np.array([e[3].values for e in simple], dtype=np.float32).reshape(
+            len(simple), self.n_inputs
+        )
+        x = np.empty((len(simple), len(self._features)), dtype=np.float32)
+        for j, (idx, period, is_sin) in enumerate(self._features):
+            if idx >= 0:
+                x[:, j] = values[:, idx]
+            else:
+                angle = (2.0 * np.pi) * np.mod(ts, period) / period
+                x[:, j] = np.sin(angle) if is_sin else np.cos(angle)
+        arrays: dict[str, np.ndarray] = {"values": values, "seq": seq, "ts": ts}
+        return x, slots, simple, arrays
+
+    def _commit_block(
+        self,
+        block: tuple[
+            np.ndarray, np.ndarray, list[tuple[int, str, int, Obs]], dict[str, np.ndarray]
+        ],
+        items: list[Item],
+        results: list[Response | ServiceError | None],
+    ) -> None:
+        _, slots, simple, arrays = block
+        store: Any = self.store
+        values, seq, ts = arrays["values"], arrays["seq"], arrays["ts"]
+        m = self.metrics
+        start = 0
+        scored_err = 0.0
+        scored_n = 0
+        for item in items:
+            stop = start + item.n
+            part = simple[start:stop]
+            if item.error is not None:
+                err = item.error
+                exc = err if isinstance(err, ServiceError) else InferenceError(str(err))
+                for i, *_ in part:
+                    results[i] = exc
+                start = stop
+                continue
+            sl = slots[start:stop]
+            forecast = item.forecast
+            assert forecast is not None and item.new_state is not None
+            # One step ahead on every stream: the stored forecast's first median vs truth.
+            previous = store.forecasts[sl, self.median_index]
+            scored_err += float(np.abs(values[start:stop, self.target_index] - previous).sum())
+            scored_n += item.n
+            store.put_rows(
+                sl,
+                item.new_state,
+                forecast.reshape(item.n, -1),
+                values[start:stop],
+                seq[start:stop],
+                ts[start:stop],
+            )
+            forecast_ts = self.calendar.forecast_ts
+            quantiles = self.quantiles
+            for k, (i, sid, _, o) in enumerate(part):
+                t = o.ts
+                results[i] = {
+                    "stream_id": sid,
+                    "seq": o.seq,
+                    "ts": format_ts(t),
+                    "filled": 0,
+                    "duplicate": False,
+                    "forecast": {
+                        "ts": forecast_ts(t),
+                        "quantiles": quantiles,
+                        "values": forecast[k],
+                    },
+                }
+            start = stop
+        if scored_n:
+            m.observations.inc(scored_n)
+            self.accuracy.score_one_step(scored_err, scored_n)
 
     async def forecast(self, obs: list[Obs]) -> Response:
         """Stateless: run a history from zero state; touches no stream."""

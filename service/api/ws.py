@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from service.api.http import entry_id, parse_entries
+from service.api.handlers import entry_id, parse_entries
 from service.api.responses import dumps, error_body
 from service.core import ForecastService
 from service.errors import InvalidInput, PayloadTooLarge, ServiceError
@@ -102,7 +102,7 @@ async def _handle(
         data = load_json(raw)
         ident = data.get("id")
         if "streams" in data:
-            entries = parse_entries(data["streams"], model, max_history)
+            entries = parse_entries(data["streams"], model)
             results = await model.observe_many(entries)
             for entry, result in zip(entries, results, strict=True):
                 if isinstance(result, ServiceError):

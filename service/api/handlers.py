@@ -1,0 +1,131 @@
+"""The two hot endpoints as plain functions: bytes in, (status, bytes, headers) out.
+
+Both the FastAPI routes and the ASGI fast path (fastpath.py) call these, so the
+behaviour is one piece of code whichever way a request arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.api.responses import dumps, error_body
+from service.core import ForecastService
+from service.errors import InvalidInput, ServiceError
+from service.parsing import (
+    MAX_STREAM_ID,
+    check_reset,
+    check_stream_id,
+    load_json,
+    parse_observations,
+)
+from service.streams import ModelStreams
+
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+STREAM_KEYS = frozenset(("observations", "reset"))
+ENTRY_KEYS = frozenset(("stream_id", "observations", "reset"))
+_NO_HEADERS: list[tuple[bytes, bytes]] = []
+
+
+def check_keys(data: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise InvalidInput(f"{where}{key}: unknown field (allowed: {names})")
+
+
+def error_answer(exc: BaseException) -> Answer:
+    if isinstance(exc, ServiceError):
+        headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
+        return exc.status, dumps(error_body(exc)), headers
+    return 500, dumps(error_body(exc)), _NO_HEADERS
+
+
+async def observe_stream(
+    svc: ForecastService, model_name: str, stream_id: str, body: bytes
+) -> Answer:
+    model = svc.model(model_name)
+    check_stream_id(stream_id, "stream_id")
+    data = load_json(body)
+    if len(data) > 1 or "observations" not in data:
+        check_keys(data, STREAM_KEYS, "")
+    obs = parse_observations(data.get("observations"), model.n_inputs, model.max_history)
+    reset = check_reset(data.get("reset"), "reset")
+    result = await model.observe(stream_id, obs, reset)
+    result["model"] = model.name
+    result["version"] = model.version
+    return 200, dumps(result), _NO_HEADERS
+
+
+async def observe_many(svc: ForecastService, model_name: str, body: bytes) -> Answer:
+    model = svc.model(model_name)
+    data = load_json(body)
+    check_keys(data, frozenset(("streams",)), "")
+    entries = parse_entries(data.get("streams"), model)
+    results = await model.observe_many(entries)
+    out: list[dict[str, Any]] = []
+    for entry, result in zip(entries, results, strict=True):
+        if isinstance(result, ServiceError):
+            sid = entry_id(entry, result)
+            out.append({"stream_id": sid, "status": result.status, **error_body(result)})
+        else:
+            out.append(result)
+    return 200, dumps({"model": model.name, "version": model.version, "results": out}), _NO_HEADERS
+
+
+class EntryError(InvalidInput):
+    """A bad entry of a multi-stream request; remembers its stream id if it had one."""
+
+    def __init__(self, message: str, stream_id: str | None) -> None:
+        super().__init__(message)
+        self.stream_id = stream_id
+
+
+def entry_id(entry: object, result: ServiceError) -> str | None:
+    if isinstance(entry, tuple):
+        return str(entry[0])
+    return getattr(result, "stream_id", None)
+
+
+def parse_entries(
+    raw: object, model: ModelStreams
+) -> list[tuple[str, list[Any], bool] | ServiceError]:
+    """Validate every stream entry; a bad one becomes its own error, the rest go on."""
+    if not isinstance(raw, list):
+        raise InvalidInput("streams: must be a list of {stream_id, observations} objects")
+    if not raw:
+        raise InvalidInput("streams: must hold at least one stream")
+    entries: list[tuple[str, list[Any], bool] | ServiceError] = []
+    seen: dict[str, int] = {}
+    n_inputs, max_history = model.n_inputs, model.max_history
+    for i, e in enumerate(raw):
+        try:
+            if type(e) is not dict:
+                raise InvalidInput(f"streams[{i}]: must be an object")
+            if len(e) > 2 or "reset" in e:
+                check_keys(e, ENTRY_KEYS, f"streams[{i}].")
+            raw_id = e.get("stream_id")
+            if type(raw_id) is str and 0 < len(raw_id) <= MAX_STREAM_ID:
+                stream_id: str = raw_id
+            else:
+                stream_id = check_stream_id(raw_id, f"streams[{i}].stream_id")
+            if stream_id in seen:
+                raise InvalidInput(
+                    f"streams[{i}].stream_id: {stream_id!r} already appears in "
+                    f"streams[{seen[stream_id]}]; send all of a stream's observations in one entry"
+                )
+            seen[stream_id] = i
+            obs = parse_observations(e.get("observations"), n_inputs, max_history, "")
+            reset = check_reset(e.get("reset"), f"streams[{i}].reset") if "reset" in e else False
+        except ServiceError as exc:
+            sid = e.get("stream_id") if isinstance(e, dict) else None
+            message = exc.message
+            if not message.startswith("streams["):
+                # Field paths inside an entry are relative: name the entry here, on error only.
+                message = f"streams[{i}].observations{message}"
+            err = EntryError(message, sid if isinstance(sid, str) else None)
+            err.status, err.code = exc.status, exc.code
+            entries.append(err)
+            continue
+        entries.append((stream_id, obs, reset))
+    return entries

@@ -1,0 +1,101 @@
+"""The multi-stream endpoint's vectorised lane against one-stream requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+from svc_helpers import SENSOR, STOCK, held_out, iso, obs_body
+
+MANY = f"/v1/models/{SENSOR}/observations"
+
+
+def _single(c: httpx.Client, sid: str, obs: list[dict], model: str = SENSOR) -> dict:
+    r = c.post(f"/v1/models/{model}/streams/{sid}/observations", json={"observations": obs})
+    return {"status": r.status_code, **r.json()}
+
+
+def test_mixed_multi_stream_request_equals_single_requests(models_dir: Path, serve) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 8)
+    # No sampled streams, small blocks: the vectorised lane and its chunking run.
+    multi = serve(accuracy_sample_fraction=0.0, max_batch_rows=16)
+    single = serve(accuracy_sample_fraction=0.0, snapshot_path="")
+    n = 60
+    with httpx.Client(base_url=multi.url) as m, httpx.Client(base_url=single.url) as s:
+        for step in range(3):
+            streams = [
+                {
+                    "stream_id": f"v{k}",
+                    "observations": [obs_body(seconds[step], values[step] + k, step)],
+                }
+                for k in range(n)
+            ]
+            got = m.post(MANY, json={"streams": streams}).json()["results"]
+            for k in range(n):
+                want = _single(s, f"v{k}", streams[k]["observations"])
+                np.testing.assert_allclose(
+                    got[k]["forecast"]["values"], want["forecast"]["values"], rtol=1e-5, atol=1e-3
+                )
+                assert got[k]["forecast"]["ts"] == want["forecast"]["ts"]
+                assert (got[k]["seq"], got[k]["ts"], got[k]["filled"]) == (
+                    step,
+                    iso(seconds[step]),
+                    0,
+                )
+        # One request, every kind of entry: next step, retry, backwards, gap, missing
+        # value, new stream, reset.
+        cases = {
+            "v0": [obs_body(seconds[3], values[3], 3)],
+            "v1": [obs_body(seconds[2], values[2] + 1, 2)],
+            "v2": [obs_body(seconds[1], values[1] + 2, 1)],
+            "v3": [obs_body(seconds[5], values[5] + 3, 5)],
+            "v4": [{"ts": iso(seconds[3]), "seq": 3, "values": [None, 20.0]}],
+            "fresh": [obs_body(seconds[0], values[0], 0)],
+            "v5": [obs_body(seconds[7], values[7], 0)],
+        }
+        body = {"streams": [{"stream_id": k, "observations": v} for k, v in cases.items()]}
+        body["streams"][-1]["reset"] = True
+        got = {r["stream_id"]: r for r in m.post(MANY, json=body).json()["results"]}
+        assert got["v1"]["duplicate"] is True
+        assert got["v2"]["status"] == 409 and got["v2"]["error"]["code"] == "out_of_order"
+        assert got["v3"]["filled"] == 2 and got["v4"]["filled"] == 1
+        for sid, obs in cases.items():
+            if sid == "v5":
+                r = s.post(
+                    f"/v1/models/{SENSOR}/streams/v5/observations",
+                    json={"observations": obs, "reset": True},
+                )
+                want = {"status": r.status_code, **r.json()}
+            else:
+                want = _single(s, sid, obs)
+            if "forecast" in want:
+                np.testing.assert_allclose(
+                    got[sid]["forecast"]["values"], want["forecast"]["values"], rtol=1e-5
+                )
+                assert got[sid]["filled"] == want["filled"]
+            else:
+                assert got[sid]["status"] == want["status"]
+        for k in range(n):
+            a = m.get(f"/v1/models/{SENSOR}/streams/v{k}").json()
+            b = s.get(f"/v1/models/{SENSOR}/streams/v{k}").json()
+            assert (a["seq"], a["count"], a["ts"]) == (b["seq"], b["count"], b["ts"])
+            np.testing.assert_allclose(a["forecast"]["values"], b["forecast"]["values"], rtol=1e-5)
+        text = m.get("/metrics").text
+    assert f'forecast_live_scored_total{{horizon_step="1",model="{SENSOR}"}}' in text
+    assert f'forecast_observations_total{{model="{SENSOR}"}} {3.0 * n + 5}' in text
+
+
+def test_multi_stream_business_days(models_dir: Path, serve) -> None:
+    server = serve(accuracy_sample_fraction=0.0)
+    url = f"/v1/models/{STOCK}/observations"
+    with httpx.Client(base_url=server.url) as c:
+        first = [{"stream_id": f"b{k}", "observations": [{"ts": "2018-12-07", "value": 100.0 + k}]}
+                 for k in range(3)]  # fmt: skip
+        c.post(url, json={"streams": first})
+        nxt = [
+            {"stream_id": "b0", "observations": [{"ts": "2018-12-10", "value": 101.0}]},  # Monday
+            {"stream_id": "b1", "observations": [{"ts": "2018-12-11", "value": 101.0}]},  # Tue
+        ]
+        got = c.post(url, json={"streams": nxt}).json()["results"]
+    assert [g["filled"] for g in got] == [0, 1]
