@@ -40,7 +40,7 @@ from deploy_support import (
 # Small enough that a short run evicts (cap) and expires (idle) streams.
 SERVICE_ENV = {
     "FORECAST_MAX_STREAMS": "4",
-    "FORECAST_STREAM_TTL_SECONDS": "2",
+    "FORECAST_STREAM_TTL_SECONDS": "3",
     "FORECAST_EXPIRY_INTERVAL_SECONDS": "0.5",
     "FORECAST_ACCURACY_SAMPLE_FRACTION": "1.0",
 }
@@ -127,7 +127,7 @@ def traffic(stack: Stack) -> Iterator[None]:
     thread = threading.Thread(target=steady, daemon=True)
     thread.start()
     try:
-        # Idle streams expire after 2s; the steady stream keeps scoring live accuracy.
+        # Idle streams expire after 3s; the steady stream keeps scoring live accuracy.
         _wait_for(stack, "sum(forecast_stream_expirations_total) > 0", timeout=20)
         _wait_for(stack, 'sum(rate(forecast_live_scored_total{horizon_step="1"}[15s])) > 0', 20)
         yield
