@@ -410,6 +410,8 @@ class ModelStreams:
                 return plan
             await self._run([plan])
             if plan.error is not None:
+                if plan.reset:
+                    self.accuracy.forget(stream_id)  # its ring would describe nothing
                 raise plan.error
             return self._commit(plan)
         finally:
