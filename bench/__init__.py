@@ -1,0 +1,1 @@
+"""Benchmarks and load tests: `python -m bench --quick` (see docs/benchmarks.md)."""

@@ -1,0 +1,248 @@
+"""`python -m bench [--quick]`: the service against the floor and against what users
+would build instead, side by side in one run. Prints tables and ratios, writes
+bench/results/<mode>.json. Speed is reported here, never asserted in tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench import floor, report, scenarios
+from bench.payloads import Model, find_models
+from bench.servers import (
+    HOST,
+    cpus,
+    pin_self_to_client_core,
+    start_naive,
+    start_service,
+    start_trivial,
+)
+from bench.ws_load import run_ws
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Plan:
+    mode: str
+    floor_batches: list[int] = field(default_factory=lambda: [1, 8, 64, 256, 1024, 4096])
+    floor_budget_s: float = 0.3
+    duration_s: float = 3.0
+    concurrency: list[int] = field(default_factory=lambda: [1, 16, 64])
+    ratio_concurrency: int = 16
+    multi: list[tuple[int, int]] = field(default_factory=lambda: [(100, 4), (1000, 4)])
+    ws: list[tuple[int, int]] = field(default_factory=lambda: [(1, 64), (4, 64)])
+    stateless_concurrency: list[int] = field(default_factory=lambda: [1, 16])
+    window: int = 168
+    depths: list[int] = field(default_factory=lambda: [10, 1000, 100_000])
+    scaling_rounds: int = 300
+    memory_targets: list[int] = field(default_factory=lambda: [10_000, 100_000])
+
+
+PLANS = {
+    "quick": Plan("quick"),
+    "full": Plan(
+        "full",
+        floor_budget_s=1.5,
+        duration_s=10.0,
+        scaling_rounds=1500,
+        memory_targets=[10_000, 100_000, 1_000_000],
+    ),
+}
+
+
+def machine() -> dict[str, Any]:
+    import fastapi
+    import onnxruntime
+    import uvicorn
+
+    cpu = "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        cpu = next(
+            (ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln), cpu
+        )
+    except OSError:
+        pass
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        rev = "unknown"
+    server_cpus, client_cpus = cpus()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "server_cpus": sorted(server_cpus),
+        "client_cpus": sorted(client_cpus),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "fastapi": fastapi.__version__,
+        "uvicorn": uvicorn.__version__,
+        "git": rev,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def sensor_model(models: list[Model]) -> Model:
+    """The model the service scenarios run on: elec-demand, else the first non-stock one."""
+    for m in models:
+        if m.name == "elec-demand":
+            return m
+    return next((m for m in models if m.manifest["frequency"] != "B"), models[0])
+
+
+class ClientCpu:
+    """Share of one core this (client) process used while a load ran: near 100% would
+    mean the load generator, not the server, set the pace."""
+
+    def __enter__(self) -> ClientCpu:
+        self.t = time.perf_counter()
+        self.c = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pct = round(100 * (time.process_time() - self.c) / (time.perf_counter() - self.t))
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
+    models = find_models(models_dir)
+    if not models:
+        raise SystemExit(f"no artifacts under {models_dir} (expected <name>/<version>/)")
+    main = sensor_model(models)
+    r: dict[str, Any] = {
+        "mode": plan.mode,
+        "plan": asdict(plan),
+        "machine": machine(),
+        "models_dir": str(models_dir),
+        "models": {m.name: m.version_dir.name for m in models},
+        "service_model": main.name,
+        "ratio_concurrency": plan.ratio_concurrency,
+        "naive_window": plan.window,
+        "notes": [],
+    }
+
+    log("floor: raw ORT step")
+    r["floor"] = {m.name: floor.measure(m, plan.floor_batches, plan.floor_budget_s) for m in models}
+    r["floor_sequence"] = [
+        {
+            "model": m.name,
+            "steps": plan.window,
+            "us_per_call": floor.sequence_us(m, plan.window, plan.floor_budget_s),
+        }
+        for m in models
+    ]
+    if 1024 in plan.floor_batches:
+        row = next(x for x in r["floor"][main.name] if x["batch"] == 1024)
+        r["ort_ceiling_b1024_steps_per_s"] = row["steps_per_s"]
+
+    async def one_obs_rows(server: Any, tag: str) -> list[dict[str, Any]]:
+        rows = []
+        for c in plan.concurrency:
+            with ClientCpu() as cpu:
+                row = await scenarios.one_obs(
+                    server, main, c, plan.duration_s, tag, prime=plan.window
+                )
+            rows.append({**row, "client_cpu_pct": cpu.pct})
+        return rows
+
+    log("trivial FastAPI endpoint")
+    with start_trivial(log_dir) as server:
+        r["trivial"] = await one_obs_rows(server, "trivial")
+
+    log("naive stateless FastAPI + torch")
+    with start_naive(models_dir, log_dir, plan.window) as server:
+        health = await _get_json(server.port, "/healthz")
+        r["naive_weights"] = health.get("weights", {}).get(main.name)
+        r["notes"].append(f"naive service weights for {main.name}: {r['naive_weights']}")
+        r["naive"] = await one_obs_rows(server, "naive")
+
+    log("service")
+    with start_service(models_dir, log_dir) as server:
+        r["service_one_obs"] = await one_obs_rows(server, "svc")
+        r["other_models"] = []
+        for m in models:
+            if m is not main:
+                row = await scenarios.one_obs(
+                    server, m, plan.ratio_concurrency, plan.duration_s, "other"
+                )
+                r["other_models"].append({"model": m.name, **row})
+        log("service: multi-stream")
+        r["multi"] = []
+        for streams, conc in plan.multi:
+            with ClientCpu() as cpu:
+                row = await scenarios.multi(server, main, streams, conc, plan.duration_s)
+            r["multi"].append({**row, "client_cpu_pct": cpu.pct})
+        log("service: websocket")
+        r["websocket"] = [
+            await run_ws(HOST, server.port, main, conns, streams, plan.duration_s)
+            for conns, streams in plan.ws
+        ]
+        log("service: stateless forecast")
+        r["stateless"] = [
+            await scenarios.stateless(server, main, plan.window, c, plan.duration_s)
+            for c in plan.stateless_concurrency
+        ]
+        log("service: scaling with stream length")
+        r["scaling"] = await scenarios.scaling(
+            server, main, plan.depths, plan.scaling_rounds, max_history=10_000
+        )
+
+    log("service: memory per live stream")
+    top = max(plan.memory_targets)
+    with start_service(
+        models_dir, log_dir, max_streams=int(top * 1.1) + 10_000, queue_rows=65_536
+    ) as server:
+        r["memory"] = await scenarios.memory(server, main, plan.memory_targets)
+        r["memory"]["model"] = main.name
+
+    r["ratios"] = report.ratios(r)
+    return r
+
+
+async def _get_json(port: int, path: str) -> dict[str, Any]:
+    from bench import client
+
+    status, body = await client.request(HOST, port, "GET", path)
+    return json.loads(body) if status == 200 else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few minutes (default: full)")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--out", type=Path, help="JSON path (default bench/results/<mode>.json)")
+    args = parser.parse_args(argv)
+    plan = PLANS["quick" if args.quick else "full"]
+    pin_self_to_client_core()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log_dir = RESULTS / "logs"
+    t0 = time.perf_counter()
+    results = uvloop.run(run(plan, args.models_dir, log_dir))
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    out = args.out or RESULTS / f"{plan.mode}.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(out)
+    print(report.render(results))
+    print(f"written {out} in {results['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The HTTP floor: a FastAPI POST that reads the body and answers a constant.
+
+Same server settings as `python -m service`: uvicorn, uvloop, httptools, one worker,
+no access log. Run: `python -m bench.trivial_app --port 8001`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+
+_ANSWER = b'{"ok":true}'
+
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response(_ANSWER, media_type="application/json")
+
+    @app.post("/{path:path}")
+    async def trivial(request: Request) -> Response:
+        await request.body()
+        return Response(_ANSWER, media_type="application/json")
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    uvicorn.run(
+        create_app(),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()
