@@ -224,6 +224,9 @@ class Batcher:
                 await self._wakeup
                 self._wakeup = None
                 continue
+            # One loop turn (not a timed sleep): requests whose bytes already arrived
+            # get to enqueue, so batches grow under load while a lone row still runs now.
+            await asyncio.sleep(0)
             batch = self._take()
             self._metrics.queue_depth.set(self._rows)
             try:

@@ -56,6 +56,14 @@ class StreamLocks:
     async def acquire(self, stream_id: str) -> None:
         await self.wait(stream_id, self.enqueue(stream_id))
 
+    def release_many(self, stream_ids: list[str]) -> None:
+        busy = self._busy
+        for sid in stream_ids:
+            if busy.get(sid) is None:
+                del busy[sid]  # nobody waiting: the common case, no call needed
+            else:
+                self.release(sid)
+
     def release(self, stream_id: str) -> None:
         waiters = self._busy.get(stream_id)
         while waiters:

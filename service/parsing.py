@@ -76,11 +76,11 @@ def parse_observations(
             code="history_too_long",
         )
     if len(raw) == 1:  # the common case: no order to check
-        return [_parse_one(raw[0], n_inputs, where, 0)]
+        return [parse_one(raw[0], n_inputs, where, 0)]
     out: list[Obs] = []
     prev: Obs | None = None
     for i, o in enumerate(raw):
-        ob = _parse_one(o, n_inputs, where, i)
+        ob = parse_one(o, n_inputs, where, i)
         if prev is not None:
             if ob.ts <= prev.ts:
                 raise InvalidInput(f"{where}[{i}].ts: must be after the previous observation's")
@@ -93,7 +93,7 @@ def parse_observations(
     return out
 
 
-def _parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
+def parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
     # Hot path: exact type checks, and the field path is formatted only on error.
     if type(o) is not dict:
         raise InvalidInput(f"{prefix}[{i}]: must be an object, got {_type_name(o)}")

@@ -445,17 +445,16 @@ class ModelStreams:
 
         try:
             generic: list[tuple[int, str, list[Obs], bool]] = []
-            busy = locks.busy
+            enqueue = locks.enqueue
             for i, entry in enumerate(entries):
                 if isinstance(entry, ServiceError):
                     results[i] = entry
                     continue
                 sid, obs, reset = entry
-                if busy(sid):
-                    turn = locks.enqueue(sid)
+                turn = enqueue(sid)
+                if turn is not None:
                     waiters.append(asyncio.ensure_future(later(i, sid, obs, reset, turn)))
                     continue
-                locks.enqueue(sid)  # free: taken at once
                 held.append(sid)
                 if index is not None and not reset and len(obs) == 1 and not obs[0].missing:
                     slot = index.get(sid)
@@ -507,8 +506,7 @@ class ModelStreams:
                 self._commit_block(block, block_items, results)
         finally:
             # Release before waiting: a waiter may be queued on a stream we hold.
-            for sid in held:
-                locks.release(sid)
+            locks.release_many(held)
         if waiters:
             await asyncio.gather(*waiters)
         return results  # type: ignore[return-value]

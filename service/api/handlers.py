@@ -17,6 +17,7 @@ from service.parsing import (
     check_stream_id,
     load_json,
     parse_observations,
+    parse_one,
 )
 from service.streams import ModelStreams
 
@@ -115,7 +116,11 @@ def parse_entries(
                     f"streams[{seen[stream_id]}]; send all of a stream's observations in one entry"
                 )
             seen[stream_id] = i
-            obs = parse_observations(e.get("observations"), n_inputs, max_history, "")
+            raw_obs = e.get("observations")
+            if type(raw_obs) is list and len(raw_obs) == 1:
+                obs = [parse_one(raw_obs[0], n_inputs, "", 0)]  # the common case, inline
+            else:
+                obs = parse_observations(raw_obs, n_inputs, max_history, "")
             reset = check_reset(e.get("reset"), f"streams[{i}].reset") if "reset" in e else False
         except ServiceError as exc:
             sid = e.get("stream_id") if isinstance(e, dict) else None
