@@ -17,7 +17,7 @@ from typing import Any
 
 import uvloop
 
-from bench import floor, report, scenarios
+from bench import floor, report, scenarios, server_metrics
 from bench.payloads import Model, find_models
 from bench.servers import (
     HOST,
@@ -154,11 +154,13 @@ async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
     async def one_obs_rows(server: Any, tag: str) -> list[dict[str, Any]]:
         rows = []
         for c in plan.concurrency:
+            before = await server_metrics.snapshot(server, main.name)
             with ClientCpu() as cpu:
                 row = await scenarios.one_obs(
                     server, main, c, plan.duration_s, tag, prime=plan.window
                 )
-            rows.append({**row, "client_cpu_pct": cpu.pct})
+            seen = server_metrics.delta(before, await server_metrics.snapshot(server, main.name))
+            rows.append({**row, "client_cpu_pct": cpu.pct, **seen})
         return rows
 
     log("trivial FastAPI endpoint")
@@ -185,19 +187,24 @@ async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
         log("service: multi-stream")
         r["multi"] = []
         for streams, conc in plan.multi:
+            before = await server_metrics.snapshot(server, main.name)
             with ClientCpu() as cpu:
                 row = await scenarios.multi(server, main, streams, conc, plan.duration_s)
-            r["multi"].append({**row, "client_cpu_pct": cpu.pct})
+            seen = server_metrics.delta(before, await server_metrics.snapshot(server, main.name))
+            r["multi"].append({**row, "client_cpu_pct": cpu.pct, **seen})
         log("service: websocket")
-        r["websocket"] = [
-            await run_ws(HOST, server.port, main, conns, streams, plan.duration_s)
-            for conns, streams in plan.ws
-        ]
+        r["websocket"] = []
+        for conns, streams in plan.ws:
+            with ClientCpu() as cpu:
+                row = await run_ws(HOST, server.port, main, conns, streams, plan.duration_s)
+            r["websocket"].append({**row, "client_cpu_pct": cpu.pct})
         log("service: stateless forecast")
-        r["stateless"] = [
-            await scenarios.stateless(server, main, plan.window, c, plan.duration_s)
-            for c in plan.stateless_concurrency
-        ]
+        r["stateless"] = []
+        for c in plan.stateless_concurrency:
+            before = await server_metrics.snapshot(server, main.name)
+            row = await scenarios.stateless(server, main, plan.window, c, plan.duration_s)
+            seen = server_metrics.delta(before, await server_metrics.snapshot(server, main.name))
+            r["stateless"].append({**row, **seen})
         log("service: scaling with stream length")
         r["scaling"] = await scenarios.scaling(
             server, main, plan.depths, plan.scaling_rounds, max_history=10_000
@@ -239,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(out)
-    print(report.render(results))
-    print(f"written {out} in {results['seconds']} s")
+    text = report.render(results)
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    print(f"written {out} (and .md) in {results['seconds']} s")
     return 0
 
 

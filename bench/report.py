@@ -140,6 +140,9 @@ def render(r: dict[str, Any]) -> str:
         "errors",
         "statuses",
         "client_cpu_pct",
+        "rows_per_call",
+        "us_per_ort_call",
+        "ort_share_pct",
     ]
     side = []
     for key, label in (
@@ -162,6 +165,10 @@ def render(r: dict[str, Any]) -> str:
                 "p50_ms",
                 "p99_ms",
                 "errors",
+                "client_cpu_pct",
+                "rows_per_call",
+                "us_per_ort_call",
+                "ort_share_pct",
             ],
         )
     )
@@ -175,6 +182,7 @@ def render(r: dict[str, Any]) -> str:
                 "in_flight_per_connection",
                 "observations_per_s",
                 "errors",
+                "client_cpu_pct",
             ],
         )
     )
@@ -182,7 +190,17 @@ def render(r: dict[str, Any]) -> str:
         table(
             "Stateless forecast (history per request)",
             r.get("stateless", []),
-            ["window", "concurrency", "rps", "p50_ms", "p99_ms", "errors"],
+            [
+                "window",
+                "concurrency",
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "errors",
+                "rows_per_call",
+                "us_per_ort_call",
+                "ort_share_pct",
+            ],
         )
     )
     parts.append(

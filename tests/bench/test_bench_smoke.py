@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import floor, report, scenarios
+from bench import floor, report, scenarios, server_metrics
 from bench.__main__ import Plan, run
 from bench.payloads import Model, find_models
 from bench.servers import HOST, start_naive, start_service, start_trivial
@@ -49,7 +49,10 @@ def test_service_scenarios(models_dir: Path, model: Model, tmp_path: Path) -> No
     async def go() -> dict[str, Any]:
         out: dict[str, Any] = {}
         with start_service(models_dir, tmp_path) as server:
+            before = await server_metrics.snapshot(server, model.name)
             out["one"] = await scenarios.one_obs(server, model, 2, 0.3, "t", prime=4)
+            after = await server_metrics.snapshot(server, model.name)
+            out["seen"] = server_metrics.delta(before, after)
             out["multi"] = await scenarios.multi(server, model, 10, 2, 0.3)
             out["ws"] = await run_ws(HOST, server.port, model, 1, 4, 0.3, warmup_s=0.1)
             out["stateless"] = await scenarios.stateless(server, model, 8, 1, 0.3)
@@ -61,6 +64,7 @@ def test_service_scenarios(models_dir: Path, model: Model, tmp_path: Path) -> No
     json.dumps(r)  # JSON-able
     _positive(r["one"], "requests", "rps", "p50_ms", "p99_ms")
     assert r["one"]["errors"] == 0 and set(r["one"]["statuses"]) == {"200"}
+    _positive(r["seen"], "ort_calls", "rows_per_call", "us_per_ort_call", "ort_share_pct")
     _positive(r["multi"], "rps", "stream_updates_per_s")
     assert r["multi"]["errors"] == 0
     _positive(r["ws"], "observations", "observations_per_s")
