@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 import numpy as np
+import orjson
 
 _MIN_TS = -62135596800.0  # 0001-01-01
 _MAX_TS = 253402300799.0  # 9999-12-31T23:59:59
@@ -85,6 +86,8 @@ class Calendar:
         self.horizon = horizon
         # Many streams report the same tick, so formatted timestamps are cached.
         self.forecast_ts = lru_cache(maxsize=4096)(self._forecast_ts_uncached)
+        # The same list pre-serialised, for responses that carry it many times.
+        self.forecast_ts_json = lru_cache(maxsize=4096)(self._forecast_ts_fragment)
 
     def steps_between(self, earlier: float, later: float) -> int:
         """Periods from earlier to later (>= 1 when later > earlier).
@@ -114,6 +117,9 @@ class Calendar:
             day = _bday_to_day(index + k)
             return day * _DAY + (t % _DAY)
         return t + k * self.seconds
+
+    def _forecast_ts_fragment(self, t: float) -> orjson.Fragment:
+        return orjson.Fragment(orjson.dumps(self.forecast_ts(t)))
 
     def _forecast_ts_uncached(self, t: float) -> list[str]:
         return [format_ts(self.step_ts(t, k)) for k in range(1, self.horizon + 1)]

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import orjson
 
 from service.accuracy import Accuracy, Ring
 from service.artifacts import LoadedModel
@@ -157,6 +158,7 @@ class ModelStreams:
         self.horizon = spec.horizon
         self.n_q = len(spec.quantiles)
         self.quantiles = spec.quantiles
+        self.quantiles_json = orjson.Fragment(orjson.dumps(spec.quantiles))
         self.median_index = spec.median_index
         self.n_inputs = len(spec.inputs)
         self.target_index = spec.target_index
@@ -212,8 +214,8 @@ class ModelStreams:
 
     def forecast_body(self, ts: float, forecast: np.ndarray) -> Response:
         return {
-            "ts": self.calendar.forecast_ts(ts),
-            "quantiles": self.quantiles,
+            "ts": self.calendar.forecast_ts_json(ts),
+            "quantiles": self.quantiles_json,
             "values": forecast,
         }
 
@@ -418,7 +420,7 @@ class ModelStreams:
             self.locks.release(stream_id)
 
     async def observe_many(
-        self, entries: list[tuple[str, list[Obs], bool] | ServiceError]
+        self, entries: list[tuple[str, list[Obs], bool] | ServiceError], detail: str = "full"
     ) -> list[Response | ServiceError]:
         """Many streams in one go.
 
@@ -503,7 +505,7 @@ class ModelStreams:
                         results[i] = exc
             if block is not None and block_done is not None:
                 await block_done
-                self._commit_block(block, block_items, results)
+                self._commit_block(block, block_items, results, detail)
         finally:
             # Release before waiting: a waiter may be queued on a stream we hold.
             locks.release_many(held)
@@ -558,6 +560,7 @@ class ModelStreams:
         ],
         items: list[Item],
         results: list[Response | ServiceError | None],
+        detail: str,
     ) -> None:
         _, slots, simple, arrays = block
         store: Any = self.store
@@ -591,22 +594,31 @@ class ModelStreams:
                 seq[start:stop],
                 ts[start:stop],
             )
-            forecast_ts = self.calendar.forecast_ts
-            quantiles = self.quantiles
+            forecast_ts = self.calendar.forecast_ts_json
+            quantiles = self.quantiles_json
+            medians = (
+                np.ascontiguousarray(forecast[:, :, self.median_index])
+                if detail == "median"
+                else None
+            )
             for k, (i, sid, _, o) in enumerate(part):
                 t = o.ts
-                results[i] = {
+                body: Response = {
                     "stream_id": sid,
                     "seq": o.seq,
                     "ts": format_ts(t),
                     "filled": 0,
                     "duplicate": False,
-                    "forecast": {
+                }
+                if medians is not None:
+                    body["forecast"] = {"ts": forecast_ts(t), "median": medians[k]}
+                elif detail == "full":
+                    body["forecast"] = {
                         "ts": forecast_ts(t),
                         "quantiles": quantiles,
                         "values": forecast[k],
-                    },
-                }
+                    }
+                results[i] = body
             start = stop
         if scored_n:
             m.observations.inc(scored_n)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from service.api.responses import dumps, error_body
 from service.core import ForecastService
 from service.errors import InvalidInput, ServiceError
@@ -61,17 +63,49 @@ async def observe_stream(
 async def observe_many(svc: ForecastService, model_name: str, body: bytes) -> Answer:
     model = svc.model(model_name)
     data = load_json(body)
-    check_keys(data, frozenset(("streams",)), "")
+    check_keys(data, MANY_KEYS, "")
+    detail = check_detail(data.get("forecast"))
     entries = parse_entries(data.get("streams"), model)
-    results = await model.observe_many(entries)
+    results = await model.observe_many(entries, detail)
+    out = shape_results(model, entries, results, detail)
+    return 200, dumps({"model": model.name, "version": model.version, "results": out}), _NO_HEADERS
+
+
+MANY_KEYS = frozenset(("streams", "forecast"))
+DETAILS = ("full", "median", "none")
+
+
+def check_detail(value: object) -> str:
+    """How much forecast each result of a multi-stream request carries."""
+    if value is None:
+        return "full"
+    if value not in DETAILS:
+        raise InvalidInput(f"forecast: must be one of {', '.join(DETAILS)}, got {value!r:.40}")
+    return str(value)
+
+
+def shape_results(
+    model: ModelStreams,
+    entries: list[tuple[str, list[Any], bool] | ServiceError],
+    results: list[dict[str, Any] | ServiceError],
+    detail: str,
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for entry, result in zip(entries, results, strict=True):
         if isinstance(result, ServiceError):
             sid = entry_id(entry, result)
             out.append({"stream_id": sid, "status": result.status, **error_body(result)})
-        else:
-            out.append(result)
-    return 200, dumps({"model": model.name, "version": model.version, "results": out}), _NO_HEADERS
+            continue
+        forecast = result.get("forecast")
+        if forecast is not None and "values" in forecast and detail != "full":
+            # Answers from the general path come full; trim them to what was asked.
+            if detail == "none":
+                del result["forecast"]
+            else:
+                median = np.ascontiguousarray(forecast["values"][:, model.median_index])
+                result["forecast"] = {"ts": forecast["ts"], "median": median}
+        out.append(result)
+    return out
 
 
 class EntryError(InvalidInput):

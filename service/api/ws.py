@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from service.api.handlers import entry_id, parse_entries
+from service.api.handlers import check_detail, parse_entries, shape_results
 from service.api.responses import dumps, error_body
 from service.core import ForecastService
 from service.errors import InvalidInput, PayloadTooLarge, ServiceError
@@ -102,15 +102,13 @@ async def _handle(
         data = load_json(raw)
         ident = data.get("id")
         if "streams" in data:
+            for key in data:
+                if key not in ("streams", "forecast", "id"):
+                    raise InvalidInput(f"{key}: unknown field")
+            detail = check_detail(data.get("forecast"))
             entries = parse_entries(data["streams"], model)
-            results = await model.observe_many(entries)
-            for entry, result in zip(entries, results, strict=True):
-                if isinstance(result, ServiceError):
-                    body: dict[str, Any] = {"stream_id": entry_id(entry, result)}
-                    body["status"] = result.status
-                    body.update(error_body(result))
-                else:
-                    body = result
+            results = await model.observe_many(entries, detail)
+            for body in shape_results(model, entries, results, detail):
                 if ident is not None:
                     body["id"] = ident
                 outbox.put_nowait(dumps(body))

@@ -99,3 +99,29 @@ def test_multi_stream_business_days(models_dir: Path, serve) -> None:
         ]
         got = c.post(url, json={"streams": nxt}).json()["results"]
     assert [g["filled"] for g in got] == [0, 1]
+
+
+def test_multi_stream_forecast_detail(models_dir: Path, serve) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    server = serve(accuracy_sample_fraction=0.0)
+    with httpx.Client(base_url=server.url) as c:
+        first = [
+            {"stream_id": f"d{k}", "observations": [obs_body(seconds[0], values[0], 0)]}
+            for k in range(3)
+        ]
+        full = c.post(MANY, json={"streams": first}).json()["results"]
+        nxt = [
+            {"stream_id": "d0", "observations": [obs_body(seconds[1], values[1], 1)]},  # block
+            {"stream_id": "d1", "observations": [obs_body(seconds[0], values[0], 0)]},  # retry
+        ]
+        median = c.post(MANY, json={"streams": nxt, "forecast": "median"}).json()["results"]
+        assert set(median[0]["forecast"]) == {"ts", "median"}
+        assert set(median[1]["forecast"]) == {"ts", "median"}
+        assert median[1]["forecast"]["median"] == [row[1] for row in full[1]["forecast"]["values"]]
+        status = c.get(f"/v1/models/{SENSOR}/streams/d0").json()
+        assert median[0]["forecast"]["median"] == [r[1] for r in status["forecast"]["values"]]
+        ack = [{"stream_id": "d2", "observations": [obs_body(seconds[1], values[1], 1)]}]
+        none = c.post(MANY, json={"streams": ack, "forecast": "none"}).json()["results"]
+        assert "forecast" not in none[0] and none[0]["seq"] == 1
+        bad = c.post(MANY, json={"streams": ack, "forecast": "all"})
+        assert bad.status_code == 422 and "forecast" in bad.json()["error"]["message"]
