@@ -39,6 +39,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
     seed: int = 0
+    device: str = "auto"  # "auto" = CUDA when present, else CPU; export is always on CPU
     threads: int = 1  # torch threads: the cells are small, and 1 thread does not spin
     #                   against other work on a 2-core machine (2 threads ran 8x slower
     #                   while another process was busy)

@@ -135,15 +135,16 @@ def sha256(path: Path) -> str:
 
 
 def code_revision() -> str:
+    """The commit the code came from; '+dirty' when training/ had uncommitted changes."""
+    here = Path(__file__).parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=here)
+        return done.stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip()
+        dirty = git("status", "--porcelain", "--", ".")
+        return git("rev-parse", "HEAD") + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -71,6 +71,9 @@ class Forecaster(nn.Module):
         self.register_buffer("x_mean", torch.zeros(spec.n_features))
         self.register_buffer("x_std", torch.ones(spec.n_features))
         self.register_buffer("r_std", torch.ones(()))  # returns mode: daily log-return std
+        # Per-horizon widening/narrowing of the band around the median, fitted on the
+        # validation split after training (calibrate_spread in train.py).
+        self.register_buffer("spread", torch.ones(spec.horizon))
 
     # -- scaling ------------------------------------------------------------------------
     def set_scaling(self, x_mean: Tensor, x_std: Tensor, r_std: float = 1.0) -> None:
@@ -79,7 +82,9 @@ class Forecaster(nn.Module):
         self.r_std.fill_(max(r_std, 1e-8))
 
     def zero_state(self, batch: int) -> list[Tensor]:
-        return [torch.zeros(batch, *shape) for shape in self.spec.state_shapes().values()]
+        device = self.x_mean.device
+        shapes = self.spec.state_shapes().values()
+        return [torch.zeros(batch, *shape, device=device) for shape in shapes]
 
     # -- the core: scaled quantiles for every step --------------------------------------
     def steps(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, Tensor, list[Tensor]]:
@@ -113,7 +118,10 @@ class Forecaster(nn.Module):
         new_state = [s.transpose(0, 1) for s in new_hidden]
         if spec.mode == "returns":
             new_state.append(new_prev)
-        return _non_crossing(raw, spec.median_index), anchor, new_state
+        q = _non_crossing(raw, spec.median_index)
+        median = q[..., spec.median_index : spec.median_index + 1]
+        q = median + self.spread.unsqueeze(-1) * (q - median)
+        return q, anchor, new_state
 
     def to_raw(self, q: Tensor, anchor: Tensor) -> Tensor:
         """Model units -> raw scale. q [..., H, Q], anchor [...]."""
