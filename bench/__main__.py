@@ -40,7 +40,15 @@ class Plan:
     duration_s: float = 3.0
     concurrency: list[int] = field(default_factory=lambda: [1, 16, 64])
     ratio_concurrency: int = 16
-    multi: list[tuple[int, int]] = field(default_factory=lambda: [(100, 4), (1000, 4)])
+    # (streams per request, connections, forecast detail in the answers)
+    multi: list[tuple[int, int, str]] = field(
+        default_factory=lambda: [
+            (100, 4, "full"),
+            (1000, 4, "full"),
+            (1000, 4, "median"),
+            (1000, 4, "none"),
+        ]
+    )
     ws: list[tuple[int, int]] = field(default_factory=lambda: [(1, 64), (4, 64)])
     stateless_concurrency: list[int] = field(default_factory=lambda: [1, 16])
     window: int = 168
@@ -186,10 +194,10 @@ async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
                 r["other_models"].append({"model": m.name, **row})
         log("service: multi-stream")
         r["multi"] = []
-        for streams, conc in plan.multi:
+        for streams, conc, detail in plan.multi:
             before = await server_metrics.snapshot(server, main.name)
             with ClientCpu() as cpu:
-                row = await scenarios.multi(server, main, streams, conc, plan.duration_s)
+                row = await scenarios.multi(server, main, streams, conc, plan.duration_s, detail)
             seen = server_metrics.delta(before, await server_metrics.snapshot(server, main.name))
             r["multi"].append({**row, "client_cpu_pct": cpu.pct, **seen})
         log("service: websocket")

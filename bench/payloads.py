@@ -75,11 +75,13 @@ class Model:
             '{"observations":[' + ",".join(self.obs(k) for k in range(start, start + count)) + "]}"
         ).encode()
 
-    def multi(self, stream_ids: list[str], k: int) -> bytes:
-        """Multi-stream body: the k-th observation of every stream."""
+    def multi(self, stream_ids: list[str], k: int, detail: str = "full") -> bytes:
+        """Multi-stream body: the k-th observation of every stream; `detail` is how much
+        forecast each answer carries (full, median or none)."""
         o = self.obs(k)
+        head = '{"streams":[' if detail == "full" else f'{{"forecast":"{detail}","streams":['
         return (
-            '{"streams":['
+            head
             + ",".join(f'{{"stream_id":"{s}","observations":[{o}]}}' for s in stream_ids)
             + "]}"
         ).encode()

@@ -68,8 +68,27 @@ def ratios(r: dict[str, Any]) -> list[dict[str, Any]]:
         5,
         f"requests/s at concurrency {c}, naive window {r.get('naive_window')}",
     )
-    best_multi = max((m["stream_updates_per_s"] for m in r.get("multi", [])), default=None)
-    bar("multi-stream updates/s", best_multi, ">=", 100_000, "best of the multi-stream rows")
+    multi = r.get("multi", [])
+    full = [m for m in multi if m.get("forecast", "full") == "full"]
+    best_full = max((m["stream_updates_per_s"] for m in full), default=None)
+    best = max(multi, key=lambda m: m["stream_updates_per_s"], default=None)
+    best_multi = best["stream_updates_per_s"] if best else None
+    bar(
+        "multi-stream updates/s, full forecasts",
+        best_full,
+        ">=",
+        100_000,
+        "best multi-stream row answering full forecasts",
+    )
+    bar(
+        "multi-stream updates/s, any answer",
+        best_multi,
+        ">=",
+        100_000,
+        f"best row: {best['streams_per_request']} streams, forecast={best.get('forecast')}"
+        if best
+        else "",
+    )
     ceiling = r.get("ort_ceiling_b1024_steps_per_s")
     bar(
         "multi-stream updates/s ÷ raw ORT at B=1024",
@@ -159,6 +178,7 @@ def render(r: dict[str, Any]) -> str:
             r.get("multi", []),
             [
                 "streams_per_request",
+                "forecast",
                 "concurrency",
                 "rps",
                 "stream_updates_per_s",

@@ -42,16 +42,22 @@ async def one_obs(
 
 
 async def multi(
-    server: Server, model: Model, streams: int, concurrency: int, duration_s: float
+    server: Server,
+    model: Model,
+    streams: int,
+    concurrency: int,
+    duration_s: float,
+    detail: str = "full",
 ) -> dict:
-    """Multi-stream requests: `streams` streams per request, one observation each."""
-    ids = [[f"m{streams}-{ci}-{j}" for j in range(streams)] for ci in range(concurrency)]
+    """Multi-stream requests: `streams` streams per request, one observation each, the
+    answers carrying `detail` of the forecast (full, median, none)."""
+    ids = [[f"m{streams}{detail}-{ci}-{j}" for j in range(streams)] for ci in range(concurrency)]
     path = f"/v1/models/{model.name}/observations"
     result = await client.run_load(
         HOST,
         server.port,
         path,
-        lambda ci, i: model.multi(ids[ci], i),
+        lambda ci, i: model.multi(ids[ci], i, detail),
         concurrency,
         duration_s,
         warmup_s=1.0,  # the first request of each connection creates its streams
@@ -60,6 +66,7 @@ async def multi(
     s = result.summary()
     return {
         "streams_per_request": streams,
+        "forecast": detail,
         "concurrency": concurrency,
         **s,
         "stream_updates_per_s": round(result.rps * streams, 1),

@@ -54,6 +54,7 @@ def test_service_scenarios(models_dir: Path, model: Model, tmp_path: Path) -> No
             after = await server_metrics.snapshot(server, model.name)
             out["seen"] = server_metrics.delta(before, after)
             out["multi"] = await scenarios.multi(server, model, 10, 2, 0.3)
+            out["multi_none"] = await scenarios.multi(server, model, 10, 1, 0.3, "none")
             out["ws"] = await run_ws(HOST, server.port, model, 1, 4, 0.3, warmup_s=0.1)
             out["stateless"] = await scenarios.stateless(server, model, 8, 1, 0.3)
             out["scaling"] = await scenarios.scaling(server, model, [2, 30], 20, max_history=16)
@@ -67,6 +68,8 @@ def test_service_scenarios(models_dir: Path, model: Model, tmp_path: Path) -> No
     _positive(r["seen"], "ort_calls", "rows_per_call", "us_per_ort_call", "ort_share_pct")
     _positive(r["multi"], "rps", "stream_updates_per_s")
     assert r["multi"]["errors"] == 0
+    _positive(r["multi_none"], "rps", "stream_updates_per_s")
+    assert r["multi_none"]["errors"] == 0 and r["multi_none"]["forecast"] == "none"
     _positive(r["ws"], "observations", "observations_per_s")
     assert r["ws"]["errors"] == 0
     _positive(r["stateless"], "requests", "rps")
@@ -106,7 +109,8 @@ def test_report_renders_every_bar() -> None:
         "memory": {"rows": [{"live_streams": 10, "bytes_per_stream": 1024.0}]},
     }
     fake["ratios"] = report.ratios(fake)
-    assert [r["met"] for r in fake["ratios"]] == ["yes"] * 6
+    assert [r["met"] for r in fake["ratios"]] == ["yes"] * len(fake["ratios"])
+    assert len(fake["ratios"]) == 7
     assert "Ratios against the bars" in report.render(fake)
 
 
