@@ -103,7 +103,7 @@ def test_report_renders_every_bar() -> None:
         "service_one_obs": [{"concurrency": 16, "rps": 100.0}],
         "trivial": [{"concurrency": 16, "rps": 100.0}],
         "naive": [{"concurrency": 16, "rps": 10.0}],
-        "multi": [{"stream_updates_per_s": 200_000.0}],
+        "multi": [{"streams_per_request": 1000, "stream_updates_per_s": 200_000.0}],
         "ort_ceiling_b1024_steps_per_s": 400_000.0,
         "scaling": {"ratio_p50_last_vs_first": 1.0, "rows": []},
         "memory": {"rows": [{"live_streams": 10, "bytes_per_stream": 1024.0}]},
