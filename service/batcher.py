@@ -142,6 +142,9 @@ class Batcher:
                 retry_after=1.0,
             )
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not items:
+            future.set_result(None)  # nothing to wait for; a zero-count group never ends
+            return future
         group = Group(future, len(items))
         for item in items:
             item.group = group

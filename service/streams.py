@@ -517,7 +517,7 @@ class ModelStreams:
         self,
         simple: list[tuple[int, str, int, Obs]],
         generic: list[tuple[int, str, list[Obs], bool]],
-    ) -> Block:
+    ) -> Block | None:
         """Keep the entries that are exactly the next period after what was applied;
         the rest (retries, conflicts, gaps) move to the generic path, which words
         their answer. Builds the block's x [n, F] from arrays."""
@@ -538,6 +538,8 @@ class ModelStreams:
                 i, sid, _, o = simple[k]
                 generic.append((i, sid, [o], False))
             keep = np.flatnonzero(ok)
+            if not len(keep):
+                return None  # every entry needs the general path
             simple = [simple[k] for k in keep.tolist()]
             slots, ts, seq = slots[keep], ts[keep], seq[keep]
         values = np.array([e[3].values for e in simple], dtype=np.float32).reshape(

@@ -125,3 +125,25 @@ def test_multi_stream_forecast_detail(models_dir: Path, serve) -> None:
         assert "forecast" not in none[0] and none[0]["seq"] == 1
         bad = c.post(MANY, json={"streams": ack, "forecast": "all"})
         assert bad.status_code == 422 and "forecast" in bad.json()["error"]["message"]
+
+
+def test_multi_stream_request_where_every_entry_conflicts(models_dir: Path, serve) -> None:
+    # Regression: the vectorised lane once waited forever on an empty block.
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    server = serve(accuracy_sample_fraction=0.0)
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        streams = [
+            {"stream_id": f"x{k}", "observations": [obs_body(seconds[1], values[1], 1)]}
+            for k in range(5)
+        ]
+        assert c.post(MANY, json={"streams": streams}).status_code == 200
+        back = [{"stream_id": f"x{k}", "observations": [obs_body(seconds[0], values[0], 0)]}
+                for k in range(5)]  # fmt: skip
+        got = c.post(MANY, json={"streams": back}).json()["results"]
+        assert [g["status"] for g in got] == [409] * 5
+        again = c.post(MANY, json={"streams": streams}).json()["results"]
+        assert all(g["duplicate"] for g in again)
+        # The streams are not left locked.
+        nxt = [{"stream_id": f"x{k}", "observations": [obs_body(seconds[2], values[2], 2)]}
+               for k in range(5)]  # fmt: skip
+        assert all(g["seq"] == 2 for g in c.post(MANY, json={"streams": nxt}).json()["results"])

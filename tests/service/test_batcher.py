@@ -146,3 +146,13 @@ def test_stop_fails_what_is_queued(loaded: LoadedModel) -> None:
 
     items = asyncio.run(run())
     assert isinstance(items[0].error, Unavailable)
+
+
+def test_empty_submit_completes(loaded: LoadedModel) -> None:
+    async def run() -> None:
+        b, _ = _batcher(loaded)
+        b.start()
+        await asyncio.wait_for(b.submit([]), 1)
+        await b.stop()
+
+    asyncio.run(run())
