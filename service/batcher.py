@@ -235,13 +235,18 @@ class Batcher:
             try:
                 x, state = self._gather(batch)
                 forecast, new_state, seconds = await self.runtime.run_async(x, state)
+                if len(forecast) != len(x) or len(new_state) != len(x):
+                    raise InferenceError(
+                        f"the graph answered {len(forecast)} rows for a batch of {len(x)}"
+                    )
             except asyncio.CancelledError:
                 stopping = Unavailable("the service is shutting down", code="shutting_down")
                 for it in batch:
                     it.fail(stopping)
                 raise
             except Exception as exc:
-                # Every waiter of this batch, and no one else, gets the error.
+                # Every waiter of this batch, and no one else, gets the error; the worker
+                # itself lives on, or every later request would wait forever.
                 log.exception("inference failed for a batch of %d rows", len(batch))
                 err = exc if isinstance(exc, ServiceError) else InferenceError(
                     f"inference failed: {type(exc).__name__}: {exc}"

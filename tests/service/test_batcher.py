@@ -156,3 +156,31 @@ def test_empty_submit_completes(loaded: LoadedModel) -> None:
         await b.stop()
 
     asyncio.run(run())
+
+
+def test_worker_survives_a_malformed_answer(loaded: LoadedModel) -> None:
+    real_run = loaded.runtime.run
+    calls = []
+
+    def short(x, state):  # fault injection: the graph answers one row too few, once
+        forecast, new_state, seconds = real_run(x, state)
+        calls.append(len(x))
+        if len(calls) == 1:
+            return forecast[:-1], new_state[:-1], seconds
+        return forecast, new_state, seconds
+
+    loaded.runtime.run = short  # type: ignore[method-assign]
+
+    async def run() -> tuple[list[Item], list[Item]]:
+        b, _ = _batcher(loaded)
+        b.start()
+        first = [Item([_row(loaded)], -1, None) for _ in range(2)]
+        await asyncio.wait_for(b.submit(first), 5)
+        second = [Item([_row(loaded)], -1, None)]
+        await asyncio.wait_for(b.submit(second), 5)
+        await b.stop()
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert all(isinstance(it.error, InferenceError) for it in first)
+    assert second[0].error is None and second[0].forecast is not None
