@@ -70,6 +70,7 @@ def restore(path: Path, models: list[ModelStreams]) -> int:
             except ValueError as exc:
                 log.error("snapshot of %s not restored: %s", key, exc)
                 continue
+            model.after_restore()
             model.metrics.live_streams.set(len(model.store))
             total += n
     return total

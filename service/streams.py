@@ -176,6 +176,9 @@ class ModelStreams:
             on_evict=self._on_evict,
         )
         self.accuracy = Accuracy(spec.horizon, settings.accuracy_sample_fraction, metrics)
+        # Whether the stream in a slot is sampled for accuracy, so the multi-stream lane
+        # can route sampled streams without hashing every id (one byte a stream).
+        self.sampled = np.zeros(settings.max_streams, dtype=np.bool_)
         self.batcher = Batcher(
             loaded.runtime,
             self.store.get_rows,
@@ -202,6 +205,12 @@ class ModelStreams:
             self.accuracy.forget(sid)
         self.metrics.evictions.inc(len(stream_ids))
         self.metrics.live_streams.set(len(self.store))
+
+    def after_restore(self) -> None:
+        store: Any = self.store
+        if self.accuracy.enabled:
+            for sid, slot in store.index.items():
+                self.sampled[slot] = self.accuracy.sampled(sid)
 
     def expire(self, ttl: float) -> int:
         expired = self.store.expire(ttl)
@@ -354,7 +363,7 @@ class ModelStreams:
         assert job.stream_id is not None and job.inputs is not None
         last = job.last
         try:
-            self.store.put(
+            slot = self.store.put(
                 job.stream_id,
                 job.state,
                 job.forecast,
@@ -367,6 +376,8 @@ class ModelStreams:
         except QueueFull:
             self.metrics.streams_full.inc()  # every slot held by a stream in flight
             raise
+        if job.reset and self.accuracy.enabled:
+            self.sampled[slot] = self.accuracy.sampled(job.stream_id)
         m = self.metrics
         m.observations.inc(job.n_obs)
         if job.filled:
@@ -436,7 +447,6 @@ class ModelStreams:
         held: list[str] = []
         locks = self.locks
         index = getattr(self.store, "index", None)
-        sampling = self.accuracy.enabled
 
         async def later(i: int, sid: str, obs: list[Obs], reset: bool, turn: Any) -> None:
             try:
@@ -460,7 +470,7 @@ class ModelStreams:
                 held.append(sid)
                 if index is not None and not reset and len(obs) == 1 and not obs[0].missing:
                     slot = index.get(sid)
-                    if slot is not None and not (sampling and self.accuracy.sampled(sid)):
+                    if slot is not None:
                         simple.append((i, sid, slot, obs[0]))
                         continue
                 generic.append((i, sid, obs, reset))
@@ -532,6 +542,8 @@ class ModelStreams:
         last_ts = store.ts[slots]
         by_seq = (seq != NO_SEQ) & (last_seq != NO_SEQ)
         ok = (ts > last_ts) & (~by_seq | (seq > last_seq))
+        if self.accuracy.enabled:
+            ok &= ~self.sampled[slots]  # their horizon rings are kept on the general path
         ok &= self.calendar.steps_array(last_ts, ts) == 1
         if not ok.all():
             for k in np.flatnonzero(~ok).tolist():

@@ -147,3 +147,31 @@ def test_multi_stream_request_where_every_entry_conflicts(models_dir: Path, serv
         nxt = [{"stream_id": f"x{k}", "observations": [obs_body(seconds[2], values[2], 2)]}
                for k in range(5)]  # fmt: skip
         assert all(g["seq"] == 2 for g in c.post(MANY, json={"streams": nxt}).json()["results"])
+
+
+def test_sampled_streams_keep_horizon_accuracy_in_multi_requests(models_dir: Path, serve) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 8)
+    server = serve(accuracy_sample_fraction=0.5)
+    n = 40
+    with httpx.Client(base_url=server.url) as c:
+        for step in range(8):
+            streams = [
+                {
+                    "stream_id": f"a{k}",
+                    "observations": [obs_body(seconds[step], values[step], step)],
+                }
+                for k in range(n)
+            ]
+            results = c.post(MANY, json={"streams": streams}).json()["results"]
+            assert all(r["seq"] == step for r in results)
+        text = c.get("/metrics").text
+    samples = dict(
+        ln.rsplit(" ", 1) for ln in text.splitlines() if ln.startswith("forecast_live_scored")
+    )
+    # Every stream, lane or not, is scored one step ahead after its first observation.
+    assert (
+        float(samples[f'forecast_live_scored_total{{horizon_step="1",model="{SENSOR}"}}']) == 7 * n
+    )
+    # Only sampled streams (about half) score later steps: some, but fewer than all.
+    step2 = float(samples[f'forecast_live_scored_total{{horizon_step="2",model="{SENSOR}"}}'])
+    assert 0 < step2 < 6 * n
