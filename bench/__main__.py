@@ -184,6 +184,8 @@ async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
 
     log("service")
     with start_service(models_dir, log_dir) as server:
+        r["machine"]["service_affinity"] = server.affinity()
+        r["machine"]["bench_client_affinity"] = sorted(os.sched_getaffinity(0))
         r["service_one_obs"] = await one_obs_rows(server, "svc")
         r["other_models"] = []
         for m in models:

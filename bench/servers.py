@@ -18,9 +18,13 @@ SERVER_CPU = 0
 CLIENT_CPU = 1
 
 
+# Read once at import, before this process pins itself to the client core.
+_AVAILABLE = sorted(os.sched_getaffinity(0))
+
+
 def cpus() -> tuple[set[int], set[int]]:
     """(server cores, client cores): separate when the machine has two or more."""
-    available = sorted(os.sched_getaffinity(0))
+    available = _AVAILABLE
     if len(available) < 2:
         return set(available), set(available)
     return {available[SERVER_CPU]}, {available[CLIENT_CPU]}
@@ -57,6 +61,9 @@ class Server:
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
+
+    def affinity(self) -> list[int]:
+        return sorted(os.sched_getaffinity(self.pid))
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from bench import floor, report, scenarios, server_metrics
 from bench.__main__ import Plan, run
 from bench.payloads import Model, find_models
-from bench.servers import HOST, start_naive, start_service, start_trivial
+from bench.servers import HOST, cpus, start_naive, start_service, start_trivial
 from bench.ws_load import run_ws
 
 
@@ -49,6 +50,7 @@ def test_service_scenarios(models_dir: Path, model: Model, tmp_path: Path) -> No
     async def go() -> dict[str, Any]:
         out: dict[str, Any] = {}
         with start_service(models_dir, tmp_path) as server:
+            out["affinity"] = server.affinity()
             before = await server_metrics.snapshot(server, model.name)
             out["one"] = await scenarios.one_obs(server, model, 2, 0.3, "t", prime=4)
             after = await server_metrics.snapshot(server, model.name)
@@ -63,6 +65,9 @@ def test_service_scenarios(models_dir: Path, model: Model, tmp_path: Path) -> No
 
     r = asyncio.run(go())
     json.dumps(r)  # JSON-able
+    assert r["affinity"] == sorted(cpus()[0])  # the server runs on its own core
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert not set(cpus()[0]) & set(cpus()[1])
     _positive(r["one"], "requests", "rps", "p50_ms", "p99_ms")
     assert r["one"]["errors"] == 0 and set(r["one"]["statuses"]) == {"200"}
     _positive(r["seen"], "ort_calls", "rows_per_call", "us_per_ort_call", "ort_share_pct")
