@@ -16,7 +16,7 @@ from service.api.middleware import LimitAndMeasure
 from service.api.responses import error_response
 from service.api.ws import build_ws_router
 from service.core import ForecastService
-from service.errors import InvalidInput, MalformedRequest, NotFound, ServiceError
+from service.errors import InvalidInput, NotFound, ServiceError
 from service.settings import Settings
 
 
@@ -69,7 +69,6 @@ def create_app(settings: Settings) -> FastAPI:
         return error_response(exc)
 
     app.add_middleware(LimitAndMeasure, service=svc, max_body_bytes=settings.max_body_bytes)
-    _ = MalformedRequest  # the body parser raises it; listed here for the reader
     return app
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service.accuracy import Accuracy, Ring
+from service.accuracy import Accuracy
 from service.artifacts import LoadedModel
 from service.batcher import Batcher, Item
 from service.errors import (
@@ -29,6 +29,7 @@ from service.errors import (
     StreamNotFound,
 )
 from service.features import Calendar, format_ts, time_feature
+from service.job import Job, Step
 from service.locks import StreamLocks
 from service.metrics import ModelMetrics
 from service.parsing import Obs
@@ -38,110 +39,9 @@ from service.state import NO_SEQ, Layout, MemoryStateStore, StateStore
 log = logging.getLogger(__name__)
 
 Response = dict[str, Any]
-# A step is ("rows", [complete observations]) run as one call, ("fill", ts) for a
-# missing period, or ("miss", obs) for an observation with missing values.
-Step = tuple[str, Any]
 Simple = tuple[int, str, int, Obs]  # (entry index, stream id, arena slot, observation)
 # The vectorised lane's block: x [n, F], slots [n], its entries, value/seq/ts arrays.
 Block = tuple[np.ndarray, np.ndarray, list[Simple], dict[str, np.ndarray]]
-
-
-class Job:
-    __slots__ = (
-        "error", "filled", "forecast", "inputs", "last", "model", "n_obs", "pos",
-        "read_slot", "reset", "ring", "state", "steps", "stream_id",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        model: ModelStreams,
-        stream_id: str | None,
-        steps: list[Step],
-        read_slot: int,
-        forecast: np.ndarray | None,
-        inputs: list[float] | None,
-        filled: int,
-        n_obs: int,
-        reset: bool,
-    ) -> None:
-        self.model = model
-        self.stream_id = stream_id
-        self.steps = steps
-        self.pos = 0
-        self.read_slot = read_slot  # arena row of the starting state; -1 = zeros
-        self.state: np.ndarray | None = None  # private state after the steps so far
-        self.forecast = forecast  # [H, Q] after the steps so far (None: new stream)
-        self.inputs: list[Any] | None = inputs  # last raw inputs, for filling
-        self.filled = filled
-        self.n_obs = n_obs
-        self.reset = reset
-        self.last: Obs | None = None
-        self.ring: Ring | None = None
-        self.error: Exception | None = None
-
-    def next_item(self) -> Item:
-        kind, payload = self.steps[self.pos]
-        m = self.model
-        if kind == "rows":
-            rows = [m.row(o.values, o.ts) for o in payload]
-        elif kind == "fill":
-            rows = [m.row(self._filled_values(None), payload)]
-        else:
-            rows = [m.row(self._filled_values(payload.values), payload.ts)]
-        return Item(rows, self.read_slot if self.state is None else -1, self.state)
-
-    def _filled_values(self, values: list[float | None] | None) -> list[float | None]:
-        # docs/artifact.md: target <- median of the one-step forecast, others <- last seen.
-        assert self.forecast is not None and self.inputs is not None
-        m = self.model
-        median = float(self.forecast[0, m.median_index])
-        out: list[float | None] = []
-        for j in range(m.n_inputs):
-            v = None if values is None else values[j]
-            if v is None:
-                v = median if j == m.target_index else self.inputs[j]
-            out.append(v)
-        return out
-
-    def on_result(self, item: Item, acc: list[float]) -> bool:
-        """Take one step's result; returns whether steps remain."""
-        kind, payload = self.steps[self.pos]
-        m = self.model
-        ring = self.ring
-        ti = m.target_index
-        if kind == "rows":
-            first = payload[0]
-            if self.forecast is not None:
-                acc[0] += abs(first.values[ti] - float(self.forecast[0, m.median_index]))
-                acc[1] += 1
-            if ring is not None:
-                for o in payload:
-                    ring.step += 1
-                    m.accuracy.score_ring(ring, o.values[ti])
-            self.last = payload[-1]
-            self.inputs = payload[-1].values
-        elif kind == "fill":
-            if ring is not None:
-                ring.step += 1
-            self.inputs = self._filled_values(None)
-        else:
-            truth = payload.values[ti]
-            if truth is not None and self.forecast is not None:
-                acc[0] += abs(truth - float(self.forecast[0, m.median_index]))
-                acc[1] += 1
-            if ring is not None:
-                ring.step += 1
-                if truth is not None:
-                    m.accuracy.score_ring(ring, truth)
-            self.inputs = self._filled_values(payload.values)
-            self.last = payload
-        self.state = item.new_state
-        self.forecast = item.forecast
-        if ring is not None:
-            assert self.forecast is not None
-            m.accuracy.record(ring, self.forecast[:, m.median_index])
-        self.pos += 1
-        return self.pos < len(self.steps)
 
 
 class ModelStreams:
