@@ -64,7 +64,9 @@ class Accuracy:
         h = self.horizon
         origins = ring.step - self._ks
         rows = origins % h
-        valid = ring.origins[rows] == origins
+        # origins < 0 predate the ring: their slots still hold the -1 sentinel, which would
+        # otherwise match and score the truth against an all-zero forecast.
+        valid = (ring.origins[rows] == origins) & (origins >= 0)
         valid[0] = False
         if not valid.any():
             return
