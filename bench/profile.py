@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--detail",
+        default="full",
+        choices=["full", "median", "none"],
+        help="multi: how much forecast the answers carry",
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     pin_self_to_client_core()
     model = sensor_model(find_models(args.models_dir))
     log_dir = RESULTS / "logs"
-    out = log_dir / f"profile-{args.scenario}.txt"
+    out = log_dir / f"profile-{args.scenario}-{args.detail}.txt"
     with start_service(args.models_dir, log_dir) as server:
         recorder = subprocess.Popen(
             [spy, "record", "--pid", str(server.pid), "--duration", str(int(args.seconds) + 1),
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scenario == "one":
             coro = scenarios.one_obs(server, model, 16, args.seconds, "prof")
         elif args.scenario == "multi":
-            coro = scenarios.multi(server, model, 1000, 4, args.seconds)
+            coro = scenarios.multi(server, model, 1000, 4, args.seconds, args.detail)
         else:
             coro = scenarios.stateless(server, model, 168, 16, args.seconds)
         result = uvloop.run(coro)
