@@ -30,6 +30,7 @@ def main() -> int:
         log_level=settings.log_level,
         access_log=False,  # per-request logging costs more than the model step
         timeout_graceful_shutdown=10,
+        proxy_headers=settings.proxy_headers,
     )
     return 0
 

@@ -1,7 +1,8 @@
 """The ONNX Runtime session of one model version — the only place that blocks.
 
-Everything else in the service runs on the event loop; ``Runtime.run_async`` hands the
-ORT call to this model's own worker thread (ORT releases the GIL while it computes).
+Everything else in the service runs on the event loop; ``Runtime.run_async`` hands a
+large ORT call to this model's own worker thread (ORT releases the GIL while it
+computes) and runs a small one inline on the loop.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Runtime:
         # One thread per session: ORT calls of one model never overlap, which keeps
         # intra_op_num_threads meaningful and the batcher's ordering simple.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.name}")
+        # Calls of at most this many rows x steps run inline (Settings.inline_max_rows_steps).
+        self.inline_max = 16
 
     def io_names(self) -> tuple[dict[str, list[object]], dict[str, list[object]]]:
         inputs = {i.name: list(i.shape) for i in self.session.get_inputs()}
@@ -81,6 +84,12 @@ class Runtime:
     async def run_async(
         self, x: np.ndarray, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, float]:
+        # Small calls run inline: the thread hop (executor submit, worker wake-up, GIL
+        # hand-off, call_soon_threadsafe back) costs as much as a small step and buys no
+        # parallelism. ORT releases the GIL, so large calls still go to the thread: the
+        # loop parses the next requests meanwhile.
+        if x.shape[0] * x.shape[1] <= self.inline_max:
+            return self.run(x, state)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.run, x, state)
 

@@ -53,6 +53,7 @@ class ModelStreams:
         self.name = spec.name
         self.version = spec.version
         self.runtime = loaded.runtime
+        self.runtime.inline_max = settings.inline_max_rows_steps
         self.metrics = metrics
         self.calendar = Calendar(spec.frequency, spec.frequency_seconds, spec.horizon)
         self.horizon = spec.horizon
