@@ -84,6 +84,8 @@ class Calendar:
         self.business = frequency == "B"
         self.seconds = float(frequency_seconds)
         self.horizon = horizon
+        # The horizon's offsets from the last ts, computed once (fixed-seconds calendars).
+        self._offsets = [k * self.seconds for k in range(1, horizon + 1)]
         # Many streams report the same tick, so formatted timestamps are cached.
         self.forecast_ts = lru_cache(maxsize=4096)(self._forecast_ts_uncached)
         # The same list pre-serialised, for responses that carry it many times.
@@ -122,4 +124,8 @@ class Calendar:
         return orjson.Fragment(orjson.dumps(self.forecast_ts(t)))
 
     def _forecast_ts_uncached(self, t: float) -> list[str]:
-        return [format_ts(self.step_ts(t, k)) for k in range(1, self.horizon + 1)]
+        if self.business:
+            return [format_ts(self.step_ts(t, k)) for k in range(1, self.horizon + 1)]
+        # t + k * seconds, from the cached offsets; format_ts is cached too, and the
+        # horizons of consecutive ticks overlap in all but one step.
+        return [format_ts(t + offset) for offset in self._offsets]

@@ -175,3 +175,40 @@ def test_sampled_streams_keep_horizon_accuracy_in_multi_requests(models_dir: Pat
     # Only sampled streams (about half) score later steps: some, but fewer than all.
     step2 = float(samples[f'forecast_live_scored_total{{horizon_step="2",model="{SENSOR}"}}'])
     assert 0 < step2 < 6 * n
+
+
+def test_block_answers_with_several_timestamps_in_each_detail(models_dir: Path, serve) -> None:
+    """One vectorised block whose streams sit at different ticks: each answer carries its
+    own ts, seq and forecast timestamps, whatever the detail asked for."""
+    seconds, values = held_out(models_dir, SENSOR, 6)
+    server = serve(accuracy_sample_fraction=0.0)
+    with httpx.Client(base_url=server.url) as c:
+        for k in range(6):  # streams d0..d5 at ticks 0..(k % 3)
+            for step in range(k % 3 + 1):
+                body = {"observations": [obs_body(seconds[step], values[step], step)]}
+                assert c.post(f"/v1/models/{SENSOR}/streams/t{k}/observations", json=body)
+        for detail in ("full", "median", "none"):
+            streams = []
+            for k in range(6):
+                status = c.get(f"/v1/models/{SENSOR}/streams/t{k}").json()
+                step = status["seq"] + 1
+                streams.append(
+                    {
+                        "stream_id": f"t{k}",
+                        "observations": [obs_body(seconds[step], values[step], step)],
+                    }
+                )
+            got = c.post(MANY, json={"streams": streams, "forecast": detail}).json()["results"]
+            for k, result in enumerate(got):
+                status = c.get(f"/v1/models/{SENSOR}/streams/t{k}").json()
+                assert result["stream_id"] == f"t{k}" and result["seq"] == status["seq"]
+                assert result["ts"] == status["ts"] and result["duplicate"] is False
+                if detail == "none":
+                    assert "forecast" not in result
+                elif detail == "median":
+                    assert result["forecast"] == {
+                        "ts": status["forecast"]["ts"],
+                        "median": [row[1] for row in status["forecast"]["values"]],
+                    }
+                else:
+                    assert result["forecast"] == status["forecast"]
