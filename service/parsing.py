@@ -13,9 +13,9 @@ import orjson
 from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 from service.features import parse_ts
 
-_F32_MAX = 3.4028234663852886e38
-_OBS_KEYS = frozenset(("ts", "seq", "values", "value"))
-_MAX_SEQ = 2**62
+F32_MAX = 3.4028234663852886e38
+OBS_KEYS = frozenset(("ts", "seq", "values", "value"))
+MAX_SEQ = 2**62
 MAX_STREAM_ID = 256
 
 
@@ -98,7 +98,7 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
     if type(o) is not dict:
         raise InvalidInput(f"{prefix}[{i}]: must be an object, got {_type_name(o)}")
     for key in o:
-        if key not in _OBS_KEYS:
+        if key not in OBS_KEYS:
             raise InvalidInput(
                 f"{prefix}[{i}].{key}: unknown field (allowed: ts, seq, values, value)"
             )
@@ -110,7 +110,7 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
     except ValueError as exc:
         raise InvalidInput(f"{prefix}[{i}].ts: {exc}") from None
     seq = o.get("seq")
-    if seq is not None and (type(seq) is not int or not 0 <= seq < _MAX_SEQ):
+    if seq is not None and (type(seq) is not int or not 0 <= seq < MAX_SEQ):
         raise InvalidInput(f"{prefix}[{i}].seq: must be an integer in [0, 2^62), got {seq!r:.40}")
     values = o.get("values")
     field = "values"
@@ -138,7 +138,7 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
         t = type(v)
         if t is float or t is int:
             fv = float(v)
-            if -_F32_MAX <= fv <= _F32_MAX:
+            if -F32_MAX <= fv <= F32_MAX:
                 clean.append(fv)
                 continue
         if v is None:

@@ -6,6 +6,7 @@ behaviour is one piece of code whichever way a request arrives.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,13 @@ import numpy as np
 from service.api.responses import dumps, error_body
 from service.core import ForecastService
 from service.errors import InvalidInput, ServiceError
+from service.features import parse_ts
 from service.parsing import (
+    F32_MAX,
+    MAX_SEQ,
     MAX_STREAM_ID,
+    OBS_KEYS,
+    Obs,
     check_reset,
     check_stream_id,
     load_json,
@@ -125,7 +131,13 @@ def entry_id(entry: object, result: ServiceError) -> str | None:
 def parse_entries(
     raw: object, model: ModelStreams
 ) -> list[tuple[str, list[Any], bool] | ServiceError]:
-    """Validate every stream entry; a bad one becomes its own error, the rest go on."""
+    """Validate every stream entry; a bad one becomes its own error, the rest go on.
+
+    The common entry, ``{"stream_id": ..., "observations": [one observation with a
+    values list]}``, is checked for shape here and its numbers all at once as one numpy
+    array; any entry the quick checks do not clear, and any entry whose numbers the
+    array check rejects, goes through ``parse_entry``, which words the exact error.
+    """
     if not isinstance(raw, list):
         raise InvalidInput("streams: must be a list of {stream_id, observations} objects")
     if not raw:
@@ -133,38 +145,95 @@ def parse_entries(
     entries: list[tuple[str, list[Any], bool] | ServiceError] = []
     seen: dict[str, int] = {}
     n_inputs, max_history = model.n_inputs, model.max_history
+    # Entries cleared by the quick checks: (entry index, position in raw, observation).
+    quick: list[tuple[int, int, Obs]] = []
+    rows: list[list[Any]] = []
+    obs_keys = OBS_KEYS
     for i, e in enumerate(raw):
-        try:
-            if type(e) is not dict:
-                raise InvalidInput(f"streams[{i}]: must be an object")
-            if len(e) > 2 or "reset" in e:
-                check_keys(e, ENTRY_KEYS, f"streams[{i}].")
-            raw_id = e.get("stream_id")
-            if type(raw_id) is str and 0 < len(raw_id) <= MAX_STREAM_ID:
-                stream_id: str = raw_id
-            else:
-                stream_id = check_stream_id(raw_id, f"streams[{i}].stream_id")
-            if stream_id in seen:
-                raise InvalidInput(
-                    f"streams[{i}].stream_id: {stream_id!r} already appears in "
-                    f"streams[{seen[stream_id]}]; send all of a stream's observations in one entry"
-                )
-            seen[stream_id] = i
+        if type(e) is dict and len(e) == 2:
+            sid = e.get("stream_id")
             raw_obs = e.get("observations")
-            if type(raw_obs) is list and len(raw_obs) == 1:
-                obs = [parse_one(raw_obs[0], n_inputs, "", 0)]  # the common case, inline
-            else:
-                obs = parse_observations(raw_obs, n_inputs, max_history, "")
-            reset = check_reset(e.get("reset"), f"streams[{i}].reset") if "reset" in e else False
-        except ServiceError as exc:
-            sid = e.get("stream_id") if isinstance(e, dict) else None
-            message = exc.message
-            if not message.startswith("streams["):
-                # Field paths inside an entry are relative: name the entry here, on error only.
-                message = f"streams[{i}].observations{message}"
-            err = EntryError(message, sid if isinstance(sid, str) else None)
-            err.status, err.code = exc.status, exc.code
-            entries.append(err)
-            continue
-        entries.append((stream_id, obs, reset))
+            if (
+                type(sid) is str
+                and 0 < len(sid) <= MAX_STREAM_ID
+                and sid not in seen
+                and type(raw_obs) is list
+                and len(raw_obs) == 1
+            ):
+                o = raw_obs[0]
+                if type(o) is dict and "value" not in o and o.keys() <= obs_keys:
+                    values = o.get("values")
+                    seq = o.get("seq")
+                    raw_ts = o.get("ts")
+                    if (
+                        type(values) is list
+                        and len(values) == n_inputs
+                        and (seq is None or (type(seq) is int and 0 <= seq < MAX_SEQ))
+                        and raw_ts is not None
+                    ):
+                        try:
+                            ts = parse_ts(raw_ts)
+                        except ValueError:
+                            pass  # parse_entry words it
+                        else:
+                            seen[sid] = i
+                            ob = Obs(ts, seq, values, False)
+                            quick.append((len(entries), i, ob))
+                            rows.append(values)
+                            entries.append((sid, [ob], False))
+                            continue
+        entries.append(parse_entry(i, e, seen, n_inputs, max_history))
+    if quick and not _all_floats_fit(rows):
+        # Some value is an integer, null (missing), not a number or out of range:
+        # integers become floats here, and every other case is parse_entry's to word.
+        for at, i, ob in quick:
+            values = ob.values
+            if all(type(v) is float and -F32_MAX <= v <= F32_MAX for v in values):
+                continue
+            entries[at] = parse_entry(i, raw[i], seen, n_inputs, max_history)
     return entries
+
+
+def _all_floats_fit(rows: list[list[Any]]) -> bool:
+    """Whether every value is a float that fits float32, checked as one array."""
+    if set(map(type, chain.from_iterable(rows))) != {float}:
+        return False
+    return bool(np.abs(np.array(rows, dtype=np.float64)).max() <= F32_MAX)
+
+
+def parse_entry(
+    i: int, e: object, seen: dict[str, int], n_inputs: int, max_history: int
+) -> tuple[str, list[Any], bool] | ServiceError:
+    """One entry of a multi-stream request, every check in order, errors worded."""
+    try:
+        if type(e) is not dict:
+            raise InvalidInput(f"streams[{i}]: must be an object")
+        if len(e) > 2 or "reset" in e:
+            check_keys(e, ENTRY_KEYS, f"streams[{i}].")
+        raw_id = e.get("stream_id")
+        if type(raw_id) is str and 0 < len(raw_id) <= MAX_STREAM_ID:
+            stream_id: str = raw_id
+        else:
+            stream_id = check_stream_id(raw_id, f"streams[{i}].stream_id")
+        if seen.get(stream_id, i) != i:  # (the quick pass may have registered this entry)
+            raise InvalidInput(
+                f"streams[{i}].stream_id: {stream_id!r} already appears in "
+                f"streams[{seen[stream_id]}]; send all of a stream's observations in one entry"
+            )
+        seen[stream_id] = i
+        raw_obs = e.get("observations")
+        if type(raw_obs) is list and len(raw_obs) == 1:
+            obs = [parse_one(raw_obs[0], n_inputs, "", 0)]  # the common case, inline
+        else:
+            obs = parse_observations(raw_obs, n_inputs, max_history, "")
+        reset = check_reset(e.get("reset"), f"streams[{i}].reset") if "reset" in e else False
+    except ServiceError as exc:
+        sid = e.get("stream_id") if isinstance(e, dict) else None
+        message = exc.message
+        if not message.startswith("streams["):
+            # Field paths inside an entry are relative: name the entry here, on error only.
+            message = f"streams[{i}].observations{message}"
+        err = EntryError(message, sid if isinstance(sid, str) else None)
+        err.status, err.code = exc.status, exc.code
+        return err
+    return stream_id, obs, reset
