@@ -4,9 +4,10 @@ Every loader returns a `Series`: a regular, strictly increasing time index and n
 columns. Everything is offline: the packaged data sets ship inside their PyPI packages.
 
 Missing values policy: a gap of at most `MAX_FILL` consecutive missing values in a column
-is filled by carrying the last value forward (the service fills gaps the same way, with
-the model's own forecast for the target); a longer run is an error, because inventing
-more than that would train the model on made-up data.
+is filled by carrying the last value forward; a longer run is an error, because inventing
+more than that would train the model on made-up data. (The service fills a live gap
+differently: the target gets the model's own median forecast, see docs/artifact.md. A
+few carried-forward values in training do not teach the model anything that conflicts.)
 """
 
 from __future__ import annotations

@@ -176,6 +176,7 @@ def manifest(
         "inputs": inputs,
         "target_index": inputs.index(target),
         "features": features,
+        "mode": spec.mode,
         "horizon": spec.horizon,
         "quantiles": list(spec.quantiles),
         "state": [

@@ -32,8 +32,11 @@ class Layout:
     def target_index(self) -> int:
         return self.inputs.index(self.target)
 
-    def manifest_features(self) -> list[dict[str, object]]:
+    def manifest_features(self, mode: str = "level") -> list[dict[str, object]]:
         columns: list[dict[str, object]] = [{"name": n, "source": "input"} for n in self.inputs]
+        if mode == "returns":
+            # The graph takes the log of the price: zero or negative has no forecast.
+            columns[self.target_index]["min_exclusive"] = 0.0
         for name in self.time_features:
             for fn in ("sin", "cos"):
                 columns.append(

@@ -131,7 +131,7 @@ def build_artifact(trained: Trained, out_root: Path, progress: bool = True) -> P
         frequency_seconds=series.frequency_seconds,
         inputs=list(trained.layout.inputs),
         target=trained.layout.target,
-        features=trained.layout.manifest_features(),
+        features=trained.layout.manifest_features(config.mode),
         training=config.to_dict(),
         data={
             "dataset": series.name,
