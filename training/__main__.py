@@ -62,7 +62,16 @@ def _train(args: argparse.Namespace, config: TrainConfig) -> Trained:
     trained = train(config, series=_series(args, config), progress=not args.quiet)
     path = _checkpoint(args, config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": config.to_dict(), "weights": trained.model.state_dict()}, path)
+    torch.save(
+        {
+            "config": config.to_dict(),
+            "weights": trained.model.state_dict(),
+            "epochs": trained.epochs_run,
+            "seconds": trained.seconds,
+            "best_val_loss": trained.best_val_loss,
+        },
+        path,
+    )
     print(
         f"trained {config.name}: {trained.epochs_run} epochs in {trained.seconds:.0f} s -> {path}"
     )
@@ -78,6 +87,11 @@ def _restore(args: argparse.Namespace, config: TrainConfig) -> Trained:
     trained = train(config.replace(epochs=0), series=_series(args, config), progress=False)
     trained.model.load_state_dict(saved["weights"])
     trained.model.eval()
+    # The artifact describes the training that made the weights, not this rebuild.
+    trained.config = config
+    trained.epochs_run = saved["epochs"]
+    trained.seconds = saved["seconds"]
+    trained.best_val_loss = saved["best_val_loss"]
     return trained
 
 

@@ -45,6 +45,9 @@ def test_train_then_evaluate_then_export_from_the_checkpoint(tmp_path):
     assert exported.returncode == 0, exported.stderr
     manifest = json.loads((tmp_path / "m" / "tiny-sensor" / "1" / "manifest.json").read_text())
     assert manifest["evaluation"]["model"]["mae"] == scores["model"]["mae"]
+    # the manifest describes the training run, not the rebuild that loaded its weights
+    assert manifest["training"]["epochs"] == 2
+    assert manifest["evaluation"]["training"]["epochs"] >= 1
 
 
 def test_a_user_csv_trains(tmp_path):
