@@ -43,7 +43,13 @@ def _parse_iso(value: str) -> float:
         raise ValueError("not an ISO 8601 timestamp") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    try:
+        t = dt.timestamp()
+    except (OverflowError, ValueError):
+        raise ValueError("timestamp out of range") from None
+    if not (_MIN_TS <= t <= _MAX_TS):  # e.g. 9999-12-31T23:00-12:00 is in year 10000
+        raise ValueError("timestamp out of range (0001-01-01 to 9999-12-31 UTC)")
+    return t
 
 
 @lru_cache(maxsize=65536)
@@ -86,6 +92,14 @@ class Calendar:
         self.horizon = horizon
         # The horizon's offsets from the last ts, computed once (fixed-seconds calendars).
         self._offsets = [k * self.seconds for k in range(1, horizon + 1)]
+        # The latest ts whose whole forecast horizon stays formattable (<= 9999-12-31).
+        # Exact for fixed seconds; for business days a cheap conservative bound (a
+        # week holds 5 business days, plus a weekend of slack) that routes the few
+        # later ts to the exact check (last_ts_ok).
+        if self.business:
+            self.max_ts = _MAX_TS - ((horizon // 5 + 1) * 7 + 3) * _DAY
+        else:
+            self.max_ts = _MAX_TS - horizon * self.seconds
         # Many streams report the same tick, so formatted timestamps are cached.
         self.forecast_ts = lru_cache(maxsize=4096)(self._forecast_ts_uncached)
         # The same list pre-serialised, for responses that carry it many times.
@@ -110,6 +124,12 @@ class Calendar:
         else:
             steps = np.rint((later - earlier) / self.seconds).astype(np.int64)
         return np.maximum(steps, 1)
+
+    def last_ts_ok(self, t: float) -> bool:
+        """Whether the forecast after t (its last step) stays in the formattable range."""
+        if t <= self.max_ts:
+            return True
+        return self.step_ts(t, self.horizon) <= _MAX_TS
 
     def step_ts(self, t: float, k: int) -> float:
         """Timestamp k periods after t."""

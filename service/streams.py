@@ -138,6 +138,11 @@ class ModelStreams:
         run: list[Obs] = []
         filled = 0
         streak = 0  # consecutive filled periods, bounded by max_gap
+        if not self.calendar.last_ts_ok(obs[-1].ts):  # ts increase: the last is the latest
+            raise InvalidInput(
+                f"{where}[{offset + len(obs) - 1}].ts: too late, its forecast horizon "
+                f"({self.horizon} periods) would end after 9999-12-31T23:59:59Z"
+            )
         for i, o in enumerate(obs, start=offset):
             if prev_ts is not None:
                 gap = self.calendar.steps_between(prev_ts, o.ts) - 1
@@ -263,6 +268,15 @@ class ModelStreams:
         assert job.last is not None and job.state is not None and job.forecast is not None
         assert job.stream_id is not None and job.inputs is not None
         last = job.last
+        # The answer first: if building it fails, nothing has been committed.
+        answer: Response = {
+            "stream_id": job.stream_id,
+            "seq": last.seq,
+            "ts": format_ts(last.ts),
+            "filled": job.filled,
+            "duplicate": False,
+            "forecast": self.forecast_body(last.ts, job.forecast),
+        }
         try:
             slot = self.store.put(
                 job.stream_id,
@@ -285,14 +299,7 @@ class ModelStreams:
             m.gap_filled.inc(job.filled)
         if job.reset:  # possibly a new stream (and possibly an eviction to make room)
             m.live_streams.set(len(self.store))
-        return {
-            "stream_id": job.stream_id,
-            "seq": last.seq,
-            "ts": format_ts(last.ts),
-            "filled": job.filled,
-            "duplicate": False,
-            "forecast": self.forecast_body(last.ts, job.forecast),
-        }
+        return answer
 
     def _status(self, stream_id: str, slot: int, duplicate: bool) -> Response:
         seq, ts, count = self.store.read(slot)
@@ -446,6 +453,7 @@ class ModelStreams:
         if self.accuracy.enabled:
             ok &= ~self.sampled[slots]  # their horizon rings are kept on the general path
         ok &= self.calendar.steps_array(last_ts, ts) == 1
+        ok &= ts <= self.calendar.max_ts  # later ones get the exact check (and its error)
         if not ok.all():
             for k in np.flatnonzero(~ok).tolist():
                 i, sid, _, o = simple[k]
