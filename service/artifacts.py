@@ -69,6 +69,9 @@ class ModelSpec:
     sha256: str
     mae_by_horizon: list[float]
     manifest: dict[str, Any] = field(repr=False)
+    mode: str = "level"
+    # Inputs with a manifest "min_exclusive": (input index, bound, why), checked on parse.
+    bounds: tuple[tuple[int, float, str], ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -113,6 +116,10 @@ def parse_manifest(manifest: Any, path: Path) -> ModelSpec:
         if not 0 <= target_index < len(inputs) or inputs[target_index] != manifest["target"]:
             raise ValueError("target_index does not point at target in inputs")
         features: list[int | TimeFeature] = []
+        bounds: list[tuple[int, float, str]] = []
+        mode = str(manifest.get("mode", "level"))
+        if mode not in ("level", "returns"):
+            raise ValueError(f"mode must be 'level' or 'returns', not {mode!r}")
         seen_inputs: list[str] = []
         for i, feat in enumerate(manifest["features"]):
             source = feat["source"]
@@ -121,6 +128,11 @@ def parse_manifest(manifest: Any, path: Path) -> ModelSpec:
                     raise ValueError(f"features[{i}] {feat['name']!r} is not in inputs")
                 features.append(inputs.index(feat["name"]))
                 seen_inputs.append(feat["name"])
+                if feat.get("min_exclusive") is not None:
+                    low = float(feat["min_exclusive"])
+                    if not math.isfinite(low):
+                        raise ValueError(f"features[{i}]: min_exclusive must be finite")
+                    bounds.append((inputs.index(feat["name"]), low, feat["name"]))
             elif source == "time":
                 period = float(feat["period_seconds"])
                 fn = feat["function"]
@@ -173,6 +185,11 @@ def parse_manifest(manifest: Any, path: Path) -> ModelSpec:
             sha256=str(graph["sha256"]).lower(),
             mae_by_horizon=[float(v) for v in mae],
             manifest=manifest,
+            mode=mode,
+            bounds=tuple(
+                (j, low, f"{name} is a price" if mode == "returns" else f"min_exclusive of {name}")
+                for j, low, name in bounds
+            ),
         )
     except ArtifactError:
         raise

@@ -20,7 +20,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.errors import InferenceError, QueueFull, ServiceError, Unavailable
+from service.errors import (
+    InferenceError,
+    NonFiniteForecast,
+    QueueFull,
+    ServiceError,
+    Unavailable,
+)
 from service.metrics import ModelMetrics
 from service.runtime import Runtime
 
@@ -56,8 +62,8 @@ class Item:
     """
 
     __slots__ = (
-        "error", "forecast", "group", "n", "new_state", "offset", "rows", "slot", "slots",
-        "state", "x",
+        "bad", "error", "forecast", "group", "n", "new_state", "offset", "rows", "slot",
+        "slots", "state", "x",
     )  # fmt: skip
 
     def __init__(self, rows: list[list[float]], slot: int, state: np.ndarray | None) -> None:
@@ -72,6 +78,8 @@ class Item:
         self.forecast: np.ndarray | None = None
         self.new_state: np.ndarray | None = None
         self.error: Exception | None = None
+        # A block's rows whose forecast or new state is not finite (None: all finite).
+        self.bad: np.ndarray | None = None
 
     @classmethod
     def block(cls, x: np.ndarray, slots: np.ndarray) -> Item:
@@ -256,7 +264,18 @@ class Batcher:
                 continue
             self._metrics.inference.observe(seconds)
             self._metrics.batch_rows.observe(len(forecast))
+            n = len(forecast)
+            # One pass over the outputs: a row that is NaN or infinite (an input the model
+            # cannot take) fails its own stream, never steps it.
+            finite = np.isfinite(forecast.reshape(n, -1)).all(axis=1)
+            finite &= np.isfinite(new_state.reshape(n, -1)).all(axis=1)
+            if not finite.all():
+                self._mark_non_finite(batch, finite)
             for it in batch:
+                if it.error is not None:
+                    if it.group is not None:
+                        it.group.done_one()
+                    continue
                 if it.x is None:
                     it.forecast = forecast[it.offset]
                     it.new_state = new_state[it.offset]
@@ -265,3 +284,17 @@ class Batcher:
                     it.new_state = new_state[it.offset : it.offset + it.n]
                 if it.group is not None:
                     it.group.done_one()
+
+    @staticmethod
+    def _mark_non_finite(batch: list[Item], finite: np.ndarray) -> None:
+        for it in batch:
+            ok = finite[it.offset : it.offset + it.n]
+            if ok.all():
+                continue
+            if it.x is None:
+                it.error = NonFiniteForecast(
+                    "the model's forecast for this input is not finite (NaN or infinite): "
+                    "a value is out of the range the model can take; nothing was applied"
+                )
+            else:
+                it.bad = ~ok

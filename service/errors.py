@@ -44,6 +44,12 @@ class GapTooLarge(InvalidInput):
     code = "gap_too_large"
 
 
+class NonFiniteForecast(InvalidInput):
+    """The model's answer (forecast or new state) for this input is NaN or infinite."""
+
+    code = "non_finite_forecast"
+
+
 class NotFound(ServiceError):
     status = 404
     code = "not_found"

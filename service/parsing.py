@@ -62,8 +62,15 @@ def check_reset(value: object, where: str) -> bool:
     return value
 
 
+Bounds = tuple[tuple[int, float, str], ...]  # (input index, min_exclusive, why)
+
+
 def parse_observations(
-    raw: object, n_inputs: int, max_history: int, where: str = "observations"
+    raw: object,
+    n_inputs: int,
+    max_history: int,
+    where: str = "observations",
+    bounds: Bounds = (),
 ) -> list[Obs]:
     """Validate a list of observations: shapes, types, finiteness, strict order."""
     if type(raw) is not list:
@@ -76,11 +83,11 @@ def parse_observations(
             code="history_too_long",
         )
     if len(raw) == 1:  # the common case: no order to check
-        return [parse_one(raw[0], n_inputs, where, 0)]
+        return [parse_one(raw[0], n_inputs, where, 0, bounds)]
     out: list[Obs] = []
     prev: Obs | None = None
     for i, o in enumerate(raw):
-        ob = parse_one(o, n_inputs, where, i)
+        ob = parse_one(o, n_inputs, where, i, bounds)
         if prev is not None:
             if ob.ts <= prev.ts:
                 raise InvalidInput(f"{where}[{i}].ts: must be after the previous observation's")
@@ -93,7 +100,7 @@ def parse_observations(
     return out
 
 
-def parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
+def parse_one(o: object, n_inputs: int, prefix: str, i: int, bounds: Bounds = ()) -> Obs:
     # Hot path: exact type checks, and the field path is formatted only on error.
     if type(o) is not dict:
         raise InvalidInput(f"{prefix}[{i}]: must be an object, got {_type_name(o)}")
@@ -150,4 +157,9 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int) -> Obs:
         if t is float or t is int:
             raise InvalidInput(f"{where}: {v!r:.40} does not fit float32")
         raise InvalidInput(f"{where}: must be a number or null, got {_type_name(v)}")
+    for j, low, why in bounds:  # empty unless the manifest sets min_exclusive
+        v = clean[j]
+        if v is not None and not v > low:
+            where = f"{prefix}[{i}].{field}" + (f"[{j}]" if field == "values" else "")
+            raise InvalidInput(f"{where}: must be > {low:g} ({why}), got {v!r:.40}")
     return Obs(ts, seq, clean, missing)

@@ -23,6 +23,7 @@ from service.errors import (
     GapTooLarge,
     InferenceError,
     InvalidInput,
+    NonFiniteForecast,
     OutOfOrder,
     QueueFull,
     ServiceError,
@@ -62,6 +63,7 @@ class ModelStreams:
         self.quantiles_json = orjson.Fragment(orjson.dumps(spec.quantiles))
         self.median_index = spec.median_index
         self.n_inputs = len(spec.inputs)
+        self.bounds = spec.bounds  # manifest min_exclusive per input, checked on parse
         self.target_index = spec.target_index
         self.max_gap = settings.max_gap_steps
         self.max_history = settings.max_history
@@ -89,6 +91,11 @@ class ModelStreams:
             settings.queue_rows,
             metrics,
         )
+
+    _non_finite_message = (
+        "the model's forecast for this input is not finite (NaN or infinite): a value is "
+        "out of the range the model can take; nothing was applied"
+    )
 
     # -- helpers -------------------------------------------------------------------
 
@@ -502,23 +509,28 @@ class ModelStreams:
                     results[i] = exc
                 start = stop
                 continue
-            sl = slots[start:stop]
-            forecast = item.forecast
-            assert forecast is not None and item.new_state is not None
+            sel: slice | np.ndarray = slice(start, stop)
+            forecast, new_state = item.forecast, item.new_state
+            assert forecast is not None and new_state is not None
+            if item.bad is not None:  # rows the model answered NaN/inf for: their own error
+                bad = np.flatnonzero(item.bad)
+                for k in bad.tolist():
+                    results[part[k][0]] = NonFiniteForecast(self._non_finite_message)
+                good = np.flatnonzero(~item.bad)
+                part = [part[k] for k in good.tolist()]
+                forecast, new_state = forecast[good], new_state[good]
+                sel = good + start
+            start = stop
+            n = len(part)
+            if not n:
+                continue
+            sl = slots[sel]
             # One step ahead on every stream: the stored forecast's first median vs truth.
             previous = store.forecasts[sl, self.median_index]
-            scored_err += float(np.abs(values[start:stop, self.target_index] - previous).sum())
-            scored_n += item.n
-            store.put_rows(
-                sl,
-                item.new_state,
-                forecast.reshape(item.n, -1),
-                values[start:stop],
-                seq[start:stop],
-                ts[start:stop],
-            )
-            self._block_answers(part, ts[start:stop], forecast, results, detail)
-            start = stop
+            scored_err += float(np.abs(values[sel, self.target_index] - previous).sum())
+            scored_n += n
+            store.put_rows(sl, new_state, forecast.reshape(n, -1), values[sel], seq[sel], ts[sel])
+            self._block_answers(part, ts[sel], forecast, results, detail)
         if scored_n:
             m.observations.inc(scored_n)
             self.accuracy.score_one_step(scored_err, scored_n)

@@ -20,6 +20,7 @@ from service.parsing import (
     MAX_SEQ,
     MAX_STREAM_ID,
     OBS_KEYS,
+    Bounds,
     Obs,
     check_reset,
     check_stream_id,
@@ -58,7 +59,9 @@ async def observe_stream(
     data = load_json(body)
     if len(data) > 1 or "observations" not in data:
         check_keys(data, STREAM_KEYS, "")
-    obs = parse_observations(data.get("observations"), model.n_inputs, model.max_history)
+    obs = parse_observations(
+        data.get("observations"), model.n_inputs, model.max_history, bounds=model.bounds
+    )
     reset = check_reset(data.get("reset"), "reset")
     result = await model.observe(stream_id, obs, reset)
     result["model"] = model.name
@@ -144,7 +147,7 @@ def parse_entries(
         raise InvalidInput("streams: must hold at least one stream")
     entries: list[tuple[str, list[Any], bool] | ServiceError] = []
     seen: dict[str, int] = {}
-    n_inputs, max_history = model.n_inputs, model.max_history
+    n_inputs, max_history, bounds = model.n_inputs, model.max_history, model.bounds
     # Entries cleared by the quick checks: (entry index, position in raw, observation).
     quick: list[tuple[int, int, Obs]] = []
     rows: list[list[Any]] = []
@@ -182,15 +185,27 @@ def parse_entries(
                             rows.append(values)
                             entries.append((sid, [ob], False))
                             continue
-        entries.append(parse_entry(i, e, seen, n_inputs, max_history))
+        entries.append(parse_entry(i, e, seen, n_inputs, max_history, bounds))
     if quick and not _all_floats_fit(rows):
         # Some value is an integer, null (missing), not a number or out of range:
         # integers become floats here, and every other case is parse_entry's to word.
         for at, i, ob in quick:
             values = ob.values
-            if all(type(v) is float and -F32_MAX <= v <= F32_MAX for v in values):
+            if all(type(v) is float and -F32_MAX <= v <= F32_MAX for v in values) and all(
+                values[j] > low  # type: ignore[operator]  # all floats here
+                for j, low, _ in bounds
+            ):
                 continue
-            entries[at] = parse_entry(i, raw[i], seen, n_inputs, max_history)
+            entries[at] = parse_entry(i, raw[i], seen, n_inputs, max_history, bounds)
+    elif quick and bounds:
+        # min_exclusive (e.g. a price must be > 0): one array comparison per bounded input.
+        arr = np.array(rows, dtype=np.float64)
+        ok = np.ones(len(rows), dtype=np.bool_)
+        for j, low, _ in bounds:
+            ok &= arr[:, j] > low
+        for k in np.flatnonzero(~ok).tolist():
+            at, i, _ = quick[k]
+            entries[at] = parse_entry(i, raw[i], seen, n_inputs, max_history, bounds)
     return entries
 
 
@@ -202,7 +217,12 @@ def _all_floats_fit(rows: list[list[Any]]) -> bool:
 
 
 def parse_entry(
-    i: int, e: object, seen: dict[str, int], n_inputs: int, max_history: int
+    i: int,
+    e: object,
+    seen: dict[str, int],
+    n_inputs: int,
+    max_history: int,
+    bounds: Bounds = (),
 ) -> tuple[str, list[Any], bool] | ServiceError:
     """One entry of a multi-stream request, every check in order, errors worded."""
     try:
@@ -223,9 +243,9 @@ def parse_entry(
         seen[stream_id] = i
         raw_obs = e.get("observations")
         if type(raw_obs) is list and len(raw_obs) == 1:
-            obs = [parse_one(raw_obs[0], n_inputs, "", 0)]  # the common case, inline
+            obs = [parse_one(raw_obs[0], n_inputs, "", 0, bounds)]  # the common case, inline
         else:
-            obs = parse_observations(raw_obs, n_inputs, max_history, "")
+            obs = parse_observations(raw_obs, n_inputs, max_history, "", bounds)
         reset = check_reset(e.get("reset"), f"streams[{i}].reset") if "reset" in e else False
     except ServiceError as exc:
         sid = e.get("stream_id") if isinstance(e, dict) else None

@@ -54,7 +54,9 @@ def build_router(svc: ForecastService) -> APIRouter:
             model = svc.model(request.path_params["model"])
             data = load_json(await request.body())
             handlers.check_keys(data, frozenset(("observations",)), "")
-            obs = parse_observations(data.get("observations"), model.n_inputs, max_history)
+            obs = parse_observations(
+                data.get("observations"), model.n_inputs, max_history, bounds=model.bounds
+            )
             result = await model.forecast(obs)
             return json_response({"model": model.name, "version": model.version, **result})
         except Exception as exc:

@@ -118,7 +118,9 @@ async def _handle(
             if key not in ("stream_id", "observations", "reset", "id"):
                 raise InvalidInput(f"{key}: unknown field")
         stream_id = check_stream_id(sid_raw, "stream_id")
-        obs = parse_observations(data.get("observations"), model.n_inputs, max_history)
+        obs = parse_observations(
+            data.get("observations"), model.n_inputs, max_history, bounds=model.bounds
+        )
         reset = check_reset(data.get("reset"), "reset")
         result = await model.observe(stream_id, obs, reset)
         if ident is not None:

@@ -3,6 +3,7 @@ range (or too late for the forecast horizon) and values the model cannot take.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -79,3 +80,107 @@ def test_business_day_horizon_is_checked(client: httpx.Client) -> None:
     body = {"observations": [{"ts": "9999-11-01", "value": 2600.0}]}
     r = client.post(f"/v1/models/{STOCK}/streams/late/observations", json=body)
     assert r.status_code == 200, r.text
+
+
+def _metric_lines(c: httpx.Client, model: str) -> list[str]:
+    text = c.get("/metrics").text
+    names = ("forecast_live_abs_error_total", "forecast_live_scored_total")
+    return sorted(
+        line for line in text.splitlines() if line.startswith(names) and f'"{model}"' in line
+    )
+
+
+def _stock_state(c: httpx.Client, sid: str) -> dict:
+    return c.get(f"/v1/models/{STOCK}/streams/{sid}").json()
+
+
+@pytest.mark.parametrize("price", [-5.0, 0.0, 0])
+def test_price_at_or_below_min_exclusive_is_422_and_changes_nothing(
+    client: httpx.Client, price: float
+) -> None:
+    base = f"/v1/models/{STOCK}"
+    first = {"observations": [{"ts": "2018-12-03", "value": 2600.0}]}
+    assert client.post(f"{base}/streams/p/observations", json=first).status_code == 200
+    before, metrics = _stock_state(client, "p"), _metric_lines(client, STOCK)
+    for body in (
+        {"observations": [{"ts": "2018-12-04", "value": price}]},
+        {"observations": [{"ts": "2018-12-04", "values": [price]}]},
+        {
+            "observations": [
+                {"ts": "2018-12-04", "value": 2601.0},
+                {"ts": "2018-12-05", "value": price},
+            ]
+        },
+    ):
+        r = client.post(f"{base}/streams/p/observations", json=body)
+        assert r.status_code == 422, r.text
+        message = r.json()["error"]["message"]
+        assert "must be > 0 (close is a price)" in message
+        assert message.startswith(("observations[0].value", "observations[1].value"))
+    r = client.post(
+        f"{base}/forecast", json={"observations": [{"ts": "2018-12-04", "value": price}]}
+    )
+    assert r.status_code == 422
+    assert client.post(f"{base}/streams/q/observations", json={"observations": [
+        {"ts": "2018-12-03", "value": price}]}).status_code == 422  # fmt: skip
+    many = {
+        "streams": [
+            {"stream_id": "p", "observations": [{"ts": "2018-12-04", "values": [price]}]},
+            {"stream_id": "q", "observations": [{"ts": "2018-12-04", "values": [2600.0]}]},
+        ]
+    }
+    bad, good = client.post(f"{base}/observations", json=many).json()["results"]
+    assert bad["status"] == 422 and bad["error"]["message"] == (
+        "streams[0].observations[0].values[0]: must be > 0 (close is a price), "
+        f"got {float(price)!r}"
+    )
+    assert good["duplicate"] is False
+    assert _stock_state(client, "p") == before
+    assert _metric_lines(client, STOCK) == metrics
+    ok = client.post(f"{base}/streams/p/observations", json={"observations": [
+        {"ts": "2018-12-04", "value": 0.01}]})  # fmt: skip
+    assert ok.status_code == 200
+
+
+def test_non_finite_model_answer_fails_that_stream_only(own_models: Path, serve) -> None:
+    """Without its min_exclusive the stock graph answers NaN for a negative price (it takes
+    the log): that stream gets 422 non_finite_forecast, nothing is stored or scored, and
+    the other streams of the same ORT call apply."""
+    path = own_models / STOCK / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for feat in manifest["features"]:
+        feat.pop("min_exclusive", None)
+    path.write_text(json.dumps(manifest))
+    server = serve(models=own_models)
+    base = f"/v1/models/{STOCK}"
+    with httpx.Client(base_url=server.url) as client:
+        for sid in ("s", "t"):
+            body = {"observations": [{"ts": "2018-12-03", "values": [2600.0]}]}
+            assert client.post(f"{base}/streams/{sid}/observations", json=body).status_code == 200
+        before, metrics = _stock_state(client, "s"), _metric_lines(client, STOCK)
+        bad_obs = {"ts": "2018-12-04", "values": [-5.0]}
+        r = client.post(f"{base}/streams/s/observations", json={"observations": [bad_obs]})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "non_finite_forecast"
+        r = client.post(f"{base}/forecast", json={"observations": [bad_obs]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "non_finite_forecast"
+        r = client.post(f"{base}/streams/new/observations", json={"observations": [bad_obs]})
+        assert r.status_code == 422
+        assert client.get(f"{base}/streams/new").status_code == 404
+        # The vectorised block: s (bad) and t (good) in one ORT call; only s fails.
+        many = {
+            "streams": [
+                {"stream_id": "s", "observations": [bad_obs]},
+                {"stream_id": "t", "observations": [{"ts": "2018-12-04", "values": [2601.0]}]},
+            ]
+        }
+        bad, good = client.post(f"{base}/observations", json=many).json()["results"]
+        assert bad["status"] == 422 and bad["error"]["code"] == "non_finite_forecast"
+        assert good["duplicate"] is False and good["ts"] == "2018-12-04T00:00:00Z"
+        assert _stock_state(client, "s") == before
+        after = _metric_lines(client, STOCK)
+        assert all("nan" not in line.lower() for line in after)
+        # Only t's one-step error was scored.
+        assert [x for x in after if 'horizon_step="1"' in x] != [
+            x for x in metrics if 'horizon_step="1"' in x
+        ]

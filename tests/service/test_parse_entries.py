@@ -11,6 +11,7 @@ from service.errors import ServiceError
 class _Model:
     n_inputs = 2
     max_history = 10
+    bounds = ()
 
 
 def _describe(entry: object) -> Any:
