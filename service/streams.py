@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -333,20 +334,26 @@ class ModelStreams:
 
     async def _observe_locked(self, stream_id: str, obs: list[Obs], reset: bool) -> Response:
         try:
-            plan = self.plan(stream_id, obs, reset)
-            if not isinstance(plan, Job):
-                return plan
-            await self._run([plan])
-            if plan.error is not None:
-                if plan.reset:
-                    self.accuracy.forget(stream_id)  # its ring would describe nothing
-                raise plan.error
-            return self._commit(plan)
+            return await self._observe_held(stream_id, obs, reset)
         finally:
             self.locks.release(stream_id)
 
+    async def _observe_held(self, stream_id: str, obs: list[Obs], reset: bool) -> Response:
+        plan = self.plan(stream_id, obs, reset)
+        if not isinstance(plan, Job):
+            return plan
+        await self._run([plan])
+        if plan.error is not None:
+            if plan.reset:
+                self.accuracy.forget(stream_id)  # its ring would describe nothing
+            raise plan.error
+        return self._commit(plan)
+
     async def observe_many(
-        self, entries: list[tuple[str, list[Obs], bool] | ServiceError], detail: str = "full"
+        self,
+        entries: list[tuple[str, list[Obs], bool] | ServiceError],
+        detail: str = "full",
+        on_result: Callable[[int, Response | ServiceError], None] | None = None,
     ) -> list[Response | ServiceError]:
         """Many streams in one go.
 
@@ -354,6 +361,10 @@ class ModelStreams:
         vectorised lane (one block item, arrays in and out, no per-stream Job). Every
         other free stream gets a Job, and all jobs share batcher rounds. Busy streams
         queue on their lock (joined now, so arrival order holds) and follow.
+
+        ``on_result(i, result)``, if given, is called once per entry as soon as its
+        result is final and BEFORE its stream's lock is released, so a caller that
+        sends answers from it (the WebSocket) sends one stream's answers in order.
         """
         results: list[Response | ServiceError | None] = [None] * len(entries)
         jobs: list[tuple[int, Job]] = []
@@ -366,10 +377,22 @@ class ModelStreams:
         async def later(i: int, sid: str, obs: list[Obs], reset: bool, turn: Any) -> None:
             try:
                 await locks.wait(sid, turn)
-                results[i] = await self._observe_locked(sid, obs, reset)
             except ServiceError as exc:
                 results[i] = exc
+                if on_result is not None:
+                    on_result(i, exc)
+                return
+            try:
+                results[i] = await self._observe_held(sid, obs, reset)
+            except ServiceError as exc:
+                results[i] = exc
+            finally:
+                result = results[i]
+                if on_result is not None and result is not None:
+                    on_result(i, result)  # before the release: the next turn answers after
+                locks.release(sid)
 
+        queued: set[int] = set()  # entries answered by later()
         try:
             generic: list[tuple[int, str, list[Obs], bool]] = []
             enqueue = locks.enqueue
@@ -381,6 +404,7 @@ class ModelStreams:
                 turn = enqueue(sid)
                 if turn is not None:
                     waiters.append(asyncio.ensure_future(later(i, sid, obs, reset, turn)))
+                    queued.add(i)
                     continue
                 held.append(sid)
                 if index is not None and not reset and len(obs) == 1 and not obs[0].missing:
@@ -431,6 +455,12 @@ class ModelStreams:
             if block is not None and block_done is not None:
                 await block_done
                 self._commit_block(block, block_items, results, detail)
+            if on_result is not None:
+                # Every entry not queued behind a busy stream is final here, and its
+                # stream's lock is still held: answer before anyone else can step it.
+                for i, result in enumerate(results):
+                    if result is not None and i not in queued:
+                        on_result(i, result)
         finally:
             # Release before waiting: a waiter may be queued on a stream we hold.
             locks.release_many(held)

@@ -99,22 +99,31 @@ def shape_results(
     results: list[dict[str, Any] | ServiceError],
     detail: str,
 ) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for entry, result in zip(entries, results, strict=True):
-        if isinstance(result, ServiceError):
-            sid = entry_id(entry, result)
-            out.append({"stream_id": sid, "status": result.status, **error_body(result)})
-            continue
-        forecast = result.get("forecast")
-        if forecast is not None and "values" in forecast and detail != "full":
-            # Answers from the general path come full; trim them to what was asked.
-            if detail == "none":
-                del result["forecast"]
-            else:
-                median = np.ascontiguousarray(forecast["values"][:, model.median_index])
-                result["forecast"] = {"ts": forecast["ts"], "median": median}
-        out.append(result)
-    return out
+    return [
+        shape_result(model, entry, result, detail)
+        for entry, result in zip(entries, results, strict=True)
+    ]
+
+
+def shape_result(
+    model: ModelStreams,
+    entry: tuple[str, list[Any], bool] | ServiceError,
+    result: dict[str, Any] | ServiceError,
+    detail: str,
+) -> dict[str, Any]:
+    """One entry's answer body: its error, or its result trimmed to the detail asked."""
+    if isinstance(result, ServiceError):
+        sid = entry_id(entry, result)
+        return {"stream_id": sid, "status": result.status, **error_body(result)}
+    forecast = result.get("forecast")
+    if forecast is not None and "values" in forecast and detail != "full":
+        # Answers from the general path come full; trim them to what was asked.
+        if detail == "none":
+            del result["forecast"]
+        else:
+            median = np.ascontiguousarray(forecast["values"][:, model.median_index])
+            result["forecast"] = {"ts": forecast["ts"], "median": median}
+    return result
 
 
 class EntryError(InvalidInput):

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from service.api.handlers import check_detail, parse_entries, shape_results
+from service.api.handlers import check_detail, parse_entries, shape_result
 from service.api.responses import dumps, error_body
 from service.core import ForecastService
 from service.errors import InvalidInput, PayloadTooLarge, ServiceError
@@ -107,11 +107,15 @@ async def _handle(
                     raise InvalidInput(f"{key}: unknown field")
             detail = check_detail(data.get("forecast"))
             entries = parse_entries(data["streams"], model)
-            results = await model.observe_many(entries, detail)
-            for body in shape_results(model, entries, results, detail):
+
+            def answer(i: int, result: dict[str, Any] | ServiceError) -> None:
+                # Called while entry i's stream is still locked: per-stream order holds.
+                body = shape_result(model, entries[i], result, detail)
                 if ident is not None:
                     body["id"] = ident
                 outbox.put_nowait(dumps(body))
+
+            await model.observe_many(entries, detail, on_result=answer)
             return
         sid_raw = data.get("stream_id")
         for key in data:

@@ -76,3 +76,35 @@ def test_ws_unknown_model_closes_with_error(server: LiveServer) -> None:
     first, code = asyncio.run(run())
     assert first["error"]["code"] == "model_not_found"
     assert code == 1008
+
+
+def test_ws_answers_of_one_stream_keep_order_across_multi_messages(server: LiveServer) -> None:
+    """m0: B with a long history (slow); m1: {A, B} (A free, B queued behind m0);
+    m2: A's next. A's answers must come back m1 then m2, though m1 also waits for B."""
+    t0 = 1401580800  # 2014-06-01T00:00:00Z
+    n = 5000
+    history = [
+        {"ts": t0 - (n - k) * 1800, "values": [4000.0 + (k % 48) * 10.0, 20.0]} for k in range(n)
+    ]
+
+    async def run() -> list[dict]:
+        async with connect(f"{server.ws_url}/v1/models/{SENSOR}/stream") as ws:
+            await ws.send(json.dumps({"stream_id": "B", "observations": history, "id": "m0"}))
+            m1 = {
+                "streams": [
+                    {"stream_id": "A", "observations": [{"ts": t0, "values": [4000.0, 20.0]}]},
+                    {"stream_id": "B", "observations": [{"ts": t0, "values": [4000.0, 20.0]}]},
+                ],
+                "id": "m1",
+            }
+            await ws.send(json.dumps(m1))
+            m2 = {"stream_id": "A", "observations": [{"ts": t0 + 1800, "values": [4001.0, 20.0]}]}
+            await ws.send(json.dumps({**m2, "id": "m2"}))
+            return [json.loads(await ws.recv()) for _ in range(4)]
+
+    replies = asyncio.run(run())
+    assert all("error" not in r for r in replies), replies
+    order_a = [(r["id"], r["ts"]) for r in replies if r["stream_id"] == "A"]
+    assert order_a == [("m1", "2014-06-01T00:00:00Z"), ("m2", "2014-06-01T00:30:00Z")]
+    order_b = [r["id"] for r in replies if r["stream_id"] == "B"]
+    assert order_b == ["m0", "m1"]
