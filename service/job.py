@@ -28,7 +28,7 @@ Step = tuple[str, Any]
 class Job:
     __slots__ = (
         "error", "filled", "forecast", "inputs", "last", "model", "n_obs", "pos",
-        "read_slot", "reset", "ring", "state", "steps", "stream_id",
+        "read_slot", "reset", "ring", "state", "steps", "streak", "stream_id",
     )  # fmt: skip
 
     def __init__(
@@ -57,6 +57,7 @@ class Job:
         self.last: Obs | None = None
         self.ring: Ring | None = None
         self.error: Exception | None = None
+        self.streak = 0  # filled periods in a row at the end of the steps (stored on commit)
 
     def next_item(self) -> Item:
         kind, payload = self.steps[self.pos]

@@ -64,6 +64,8 @@ def restore(path: Path, models: list[ModelStreams]) -> int:
                 continue
             fields = ("state", "forecast", "inputs", "seq", "ts", "count", "idle")
             arrays = {f: data[f"{key}|{f}"] for f in fields}
+            if f"{key}|streak" in data:  # older snapshots have no fill streak
+                arrays["streak"] = data[f"{key}|streak"]
             arrays["ids"] = np.array(orjson.loads(data[f"{key}|ids"].tobytes()), dtype=object)
             try:
                 n = model.store.restore(arrays)

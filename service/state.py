@@ -2,7 +2,8 @@
 
 Everything a stream needs lives in preallocated arrays indexed by a slot number:
 the recurrent state, the last forecast (to answer a retry exactly), the last raw inputs
-(to fill gaps), the last seq/ts, the observation count and the last-use time. A stream
+(to fill gaps), the last seq/ts, the observation count, the current run of filled
+periods (so the gap limit holds across requests) and the last-use time. A stream
 costs its rows plus one dict entry, ~1.8 KB for the default sensor model.
 np.zeros is lazily backed by the OS, so an unused capacity costs no resident memory.
 """
@@ -39,6 +40,7 @@ class StateStore(Protocol):
     def read(self, slot: int) -> tuple[int, float, int]: ...
     def forecast(self, slot: int) -> np.ndarray: ...
     def inputs(self, slot: int) -> np.ndarray: ...
+    def fill_streak(self, slot: int) -> int: ...
     def put(
         self,
         stream_id: str,
@@ -49,6 +51,7 @@ class StateStore(Protocol):
         ts: float,
         added: int,
         reset: bool,
+        streak: int = 0,
     ) -> int: ...
     def put_rows(
         self,
@@ -82,6 +85,8 @@ class MemoryStateStore:
         self.seq = np.full(capacity, NO_SEQ, dtype=np.int64)
         self.ts = np.zeros(capacity, dtype=np.float64)
         self.count = np.zeros(capacity, dtype=np.int64)
+        # Consecutive filled periods (gaps, missing values) ending at the last applied ts.
+        self.streak = np.zeros(capacity, dtype=np.int32)
         # Free slots read +inf so eviction's argpartition never picks them.
         self.touched = np.full(capacity, np.inf, dtype=np.float64)
         self.index: dict[str, int] = {}
@@ -109,6 +114,9 @@ class MemoryStateStore:
     def inputs(self, slot: int) -> np.ndarray:
         return self.last_inputs[slot]
 
+    def fill_streak(self, slot: int) -> int:
+        return int(self.streak[slot])
+
     def touch(self, slot: int) -> None:
         self.touched[slot] = time.monotonic()
 
@@ -122,6 +130,7 @@ class MemoryStateStore:
         ts: float,
         added: int,
         reset: bool,
+        streak: int = 0,
     ) -> int:
         """Commit a stream's new rows and sequence position in one go (all or nothing)."""
         slot = self.index.get(stream_id)
@@ -134,6 +143,7 @@ class MemoryStateStore:
         self.seq[slot] = seq
         self.ts[slot] = ts
         self.count[slot] = added if reset else self.count[slot] + added
+        self.streak[slot] = streak
         self.touched[slot] = time.monotonic()
         return slot
 
@@ -153,6 +163,7 @@ class MemoryStateStore:
         self.seq[slots] = seq
         self.ts[slots] = ts
         self.count[slots] += 1
+        self.streak[slots] = 0  # one complete next-period observation each
         self.touched[slots] = time.monotonic()
 
     def _allocate(self, stream_id: str) -> int:
@@ -187,6 +198,7 @@ class MemoryStateStore:
         self.touched[slot] = np.inf
         self.seq[slot] = NO_SEQ
         self.count[slot] = 0
+        self.streak[slot] = 0
         self._free.append(slot)
 
     def forget(self, stream_id: str) -> bool:
@@ -219,6 +231,7 @@ class MemoryStateStore:
             "seq": self.seq[slots],
             "ts": self.ts[slots],
             "count": self.count[slots],
+            "streak": self.streak[slots],
             # Monotonic clocks restart with the process; keep how long each was idle.
             "idle": now - self.touched[slots],
         }
@@ -232,6 +245,7 @@ class MemoryStateStore:
         # Keep the most recently used when the snapshot holds more than fits.
         order = np.argsort(arrays["idle"])[: self.capacity]
         now = time.monotonic()
+        streak = arrays.get("streak")  # absent in snapshots written before it existed
         for i in order:
             i = int(i)
             slot = self._allocate(ids[i])
@@ -241,5 +255,6 @@ class MemoryStateStore:
             self.seq[slot] = arrays["seq"][i]
             self.ts[slot] = arrays["ts"][i]
             self.count[slot] = arrays["count"][i]
+            self.streak[slot] = 0 if streak is None else streak[i]
             self.touched[slot] = now - float(arrays["idle"][i])
         return len(order)

@@ -140,12 +140,16 @@ class ModelStreams:
     # -- planning ------------------------------------------------------------------
 
     def _steps(
-        self, obs: list[Obs], prev_ts: float | None, offset: int, where: str
-    ) -> tuple[list[Step], int]:
+        self, obs: list[Obs], prev_ts: float | None, offset: int, where: str, streak: int = 0
+    ) -> tuple[list[Step], int, int]:
+        """Plan the steps; returns (steps, filled periods, fill streak at the end).
+
+        ``streak`` is the stream's run of filled periods before this request, so the
+        gap limit counts consecutive filled periods across requests."""
         steps: list[Step] = []
         run: list[Obs] = []
         filled = 0
-        streak = 0  # consecutive filled periods, bounded by max_gap
+        stored = prev_ts is not None  # the first gap, if any, is from the stored last ts
         if not self.calendar.last_ts_ok(obs[-1].ts):  # ts increase: the last is the latest
             raise InvalidInput(
                 f"{where}[{offset + len(obs) - 1}].ts: too late, its forecast horizon "
@@ -157,10 +161,18 @@ class ModelStreams:
                 if gap:
                     streak += gap
                     if streak > self.max_gap:
+                        if stored and i == offset:
+                            advice = (
+                                'send "reset": true to restart the stream from this observation'
+                            )
+                        else:  # "reset" would not help: the gap is inside the request
+                            advice = (
+                                f"the gap is inside this request (between {where}[{i - 1}] "
+                                "and this one), which a reset would not skip"
+                            )
                         raise GapTooLarge(
-                            f"{where}[{i}].ts: {streak} missing periods before it, more than "
-                            f'the limit of {self.max_gap}; send "reset": true to restart '
-                            "the stream from this observation"
+                            f"{where}[{i}].ts: {streak} missing periods in a row before it, "
+                            f"more than the limit of {self.max_gap}; {advice}"
                         )
                     if run:
                         steps.append(("rows", run))
@@ -192,7 +204,7 @@ class ModelStreams:
             prev_ts = o.ts
         if run:
             steps.append(("rows", run))
-        return steps, filled
+        return steps, filled, streak
 
     def plan(self, stream_id: str, obs: list[Obs], reset: bool) -> Job | Response:
         """Decide what a request does to a stream (caller holds the stream's lock)."""
@@ -200,8 +212,9 @@ class ModelStreams:
         slot = store.lookup(stream_id)
         where = "observations"
         if slot is None:
-            steps, filled = self._steps(obs, None, 0, where)
+            steps, filled, streak = self._steps(obs, None, 0, where)
             job = Job(self, stream_id, steps, -1, None, None, filled, len(obs), True)
+            job.streak = streak
             self.accuracy.forget(stream_id)  # a ring left by a failed first request
             job.ring = self.accuracy.ring(stream_id)
             return job
@@ -214,8 +227,9 @@ class ModelStreams:
             store.touch(slot)
             return self._status(stream_id, slot, duplicate=True)
         if reset:
-            steps, filled = self._steps(obs, None, 0, where)
+            steps, filled, streak = self._steps(obs, None, 0, where)
             job = Job(self, stream_id, steps, -1, None, None, filled, len(obs), True)
+            job.streak = streak
             self.accuracy.forget(stream_id)
             job.ring = self.accuracy.ring(stream_id)
             return job
@@ -241,10 +255,11 @@ class ModelStreams:
                 f"{where}[{k}].ts: {format_ts(first.ts)} is not after the stream's last "
                 f"applied ts {format_ts(last_ts)}"
             )
-        steps, filled = self._steps(obs[k:], last_ts, k, where)
+        steps, filled, streak = self._steps(obs[k:], last_ts, k, where, store.fill_streak(slot))
         forecast = store.forecast(slot).reshape(self.horizon, self.n_q)
         inputs = store.inputs(slot).tolist()
         job = Job(self, stream_id, steps, slot, forecast, inputs, filled, len(obs) - k, False)
+        job.streak = streak
         job.ring = self.accuracy.ring(stream_id)
         return job
 
@@ -295,6 +310,7 @@ class ModelStreams:
                 last.ts,
                 job.n_obs,
                 job.reset,
+                job.streak,
             )
         except QueueFull:
             self.metrics.streams_full.inc()  # every slot held by a stream in flight
@@ -612,7 +628,7 @@ class ModelStreams:
 
     async def forecast(self, obs: list[Obs]) -> Response:
         """Stateless: run a history from zero state; touches no stream."""
-        steps, filled = self._steps(obs, None, 0, "observations")
+        steps, filled, _ = self._steps(obs, None, 0, "observations")
         job = Job(self, None, steps, -1, None, None, filled, len(obs), True)
         await self._run([job], score=False)  # no truth arrives for a stateless call
         if job.error is not None:
