@@ -62,8 +62,8 @@ class Item:
     """
 
     __slots__ = (
-        "bad", "error", "forecast", "group", "n", "new_state", "offset", "rows", "slot",
-        "slots", "state", "x",
+        "bad", "cost", "error", "forecast", "group", "n", "new_state", "offset", "rows",
+        "slot", "slots", "state", "x",
     )  # fmt: skip
 
     def __init__(self, rows: list[list[float]], slot: int, state: np.ndarray | None) -> None:
@@ -73,6 +73,8 @@ class Item:
         self.x: np.ndarray | None = None
         self.slots: np.ndarray | None = None
         self.n = 1
+        # What it weighs in the queue bound: rows x time steps (T for a history).
+        self.cost = len(rows)
         self.offset = 0
         self.group: Group | None = None
         self.forecast: np.ndarray | None = None
@@ -87,7 +89,7 @@ class Item:
         item.rows = None
         item.x = x
         item.slots = slots
-        item.n = len(slots)
+        item.n = item.cost = len(slots)
         return item
 
     def fail(self, exc: Exception) -> None:
@@ -115,7 +117,7 @@ class Batcher:
         self.queue_rows = queue_rows
         self._metrics = metrics
         self._queue: deque[Item] = deque()
-        self._rows = 0  # rows queued (a block counts its streams)
+        self._rows = 0  # rows x time steps queued (a block counts its streams, a history T)
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -142,8 +144,10 @@ class Batcher:
         """Queue items; the returned future completes when all have results."""
         if self._closed:
             raise Unavailable("the service is shutting down", code="shutting_down")
-        rows = sum(it.n for it in items)
-        if self._rows + rows > self.queue_rows:
+        rows = sum(it.cost for it in items)
+        # A request larger than the whole bound (a long history) is still admitted into an
+        # empty queue, or it could never run; the bound then holds one such request.
+        if self._rows + rows > self.queue_rows and self._rows:
             self._metrics.queue_full.inc()
             raise QueueFull(
                 f"the batch queue is full ({self.queue_rows} rows); retry shortly",
@@ -168,7 +172,7 @@ class Batcher:
         queue = self._queue
         first = queue.popleft()
         if first.rows is not None and len(first.rows) != 1:
-            self._rows -= 1
+            self._rows -= first.cost
             return [first]  # a history (T > 1) runs as one sequence call on its own
         batch = [first]
         rows = first.n

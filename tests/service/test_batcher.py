@@ -184,3 +184,25 @@ def test_worker_survives_a_malformed_answer(loaded: LoadedModel) -> None:
     first, second = asyncio.run(run())
     assert all(isinstance(it.error, InferenceError) for it in first)
     assert second[0].error is None and second[0].forecast is not None
+
+
+def test_queue_bound_counts_every_time_step_of_a_history(loaded: LoadedModel) -> None:
+    async def run() -> None:
+        b, _ = _batcher(loaded, queue_rows=5)
+        b.start()
+        history = Item([_row(loaded, k) for k in range(4)], -1, None)  # T = 4
+        first = b.submit([history])
+        assert b.depth == 4
+        with pytest.raises(QueueFull):  # 4 + 2 > 5
+            b.submit([Item([_row(loaded)], -1, None) for _ in range(2)])
+        await first
+        assert b.depth == 0
+        # Longer than the whole bound: still admitted into an empty queue (or it never
+        # could run), and it fills the bound while queued.
+        long = b.submit([Item([_row(loaded, k) for k in range(8)], -1, None)])
+        with pytest.raises(QueueFull):
+            b.submit([Item([_row(loaded)], -1, None)])
+        await long
+        await b.stop()
+
+    asyncio.run(run())
