@@ -24,7 +24,9 @@ def test_restart_continues_every_stream_exactly(models_dir: Path, serve, tmp_pat
     with httpx.Client(base_url=first.url) as c:
         for i in range(25):
             for sid in ("a", "b"):
-                assert _post(c, sid, [obs_body(seconds[i], values[i] * (sid == "a" or 1.1), i)])
+                r = _post(c, sid, [obs_body(seconds[i], values[i] * (sid == "a" or 1.1), i)])
+                assert r.status_code == 200, r.text
+                assert (r.json()["seq"], r.json()["duplicate"]) == (i, False)
         last_a = _post(c, "a", [obs_body(seconds[24], values[24], 24)]).json()
         _post(c, "stock", [{"ts": "2018-12-07", "value": 2600.0, "seq": 3}], model=STOCK)
     first.stop()  # graceful: the snapshot is written

@@ -186,7 +186,9 @@ def test_block_answers_with_several_timestamps_in_each_detail(models_dir: Path, 
         for k in range(6):  # streams d0..d5 at ticks 0..(k % 3)
             for step in range(k % 3 + 1):
                 body = {"observations": [obs_body(seconds[step], values[step], step)]}
-                assert c.post(f"/v1/models/{SENSOR}/streams/t{k}/observations", json=body)
+                r = c.post(f"/v1/models/{SENSOR}/streams/t{k}/observations", json=body)
+                assert r.status_code == 200, r.text
+                assert (r.json()["seq"], r.json()["duplicate"]) == (step, False)
         for detail in ("full", "median", "none"):
             streams = []
             for k in range(6):
