@@ -44,6 +44,27 @@ class Accuracy:
             ring = self._rings[stream_id] = Ring(self.horizon)
         return ring
 
+    def private_ring(self, stream_id: str, fresh: bool) -> Ring | None:
+        """A request's own copy of the stream's ring (a new one if fresh), or None if the
+        stream is not sampled. Installed by ``install`` only when the request commits."""
+        if not self._threshold or zlib.crc32(stream_id.encode()) >= self._threshold:
+            return None
+        ring = Ring(self.horizon)
+        live = None if fresh else self._rings.get(stream_id)
+        if live is not None:
+            ring.medians[:] = live.medians
+            ring.origins[:] = live.origins
+            ring.step = live.step
+        return ring
+
+    def install(self, stream_id: str, ring: Ring, scores: list[tuple[int, float]]) -> None:
+        """Commit a request's ring and the horizon-step errors it scored."""
+        self._rings[stream_id] = ring
+        abs_error, scored = self._metrics.abs_error, self._metrics.scored
+        for k, err in scores:
+            abs_error[k - 1].inc(err)
+            scored[k - 1].inc()
+
     def forget(self, stream_id: str) -> None:
         self._rings.pop(stream_id, None)
 
@@ -56,10 +77,13 @@ class Accuracy:
     def advance(ring: Ring, steps: int) -> None:
         ring.step += steps
 
-    def score_ring(self, ring: Ring, truth: float) -> None:
+    def score_ring(
+        self, ring: Ring, truth: float, sink: list[tuple[int, float]] | None = None
+    ) -> None:
         """Score the truth of step ring.step against forecasts made k steps before it.
 
-        Horizon step 1 is left to score_one_step, which sees every stream.
+        Horizon step 1 is left to score_one_step, which sees every stream. With a sink,
+        the (step, error) pairs are collected there (counted on commit) instead.
         """
         h = self.horizon
         origins = ring.step - self._ks
@@ -71,6 +95,9 @@ class Accuracy:
         if not valid.any():
             return
         errs = np.abs(ring.medians[rows[valid], self._ks[valid] - 1] - truth)
+        if sink is not None:
+            sink.extend(zip(self._ks[valid].tolist(), errs.tolist(), strict=True))
+            return
         for k, err in zip(self._ks[valid].tolist(), errs.tolist(), strict=True):
             self._metrics.abs_error[k - 1].inc(err)
             self._metrics.scored[k - 1].inc()

@@ -27,8 +27,8 @@ Step = tuple[str, Any]
 
 class Job:
     __slots__ = (
-        "error", "filled", "forecast", "inputs", "last", "model", "n_obs", "pos",
-        "read_slot", "reset", "ring", "state", "steps", "streak", "stream_id",
+        "err_n", "err_sum", "error", "filled", "forecast", "inputs", "last", "model", "n_obs",
+        "pos", "read_slot", "reset", "ring", "scores", "state", "steps", "streak", "stream_id",
     )  # fmt: skip
 
     def __init__(
@@ -55,7 +55,12 @@ class Job:
         self.n_obs = n_obs
         self.reset = reset
         self.last: Obs | None = None
+        # Live accuracy, private until commit: the stream's ring (a copy), the horizon
+        # errors it scored, and the one-step error sum and count.
         self.ring: Ring | None = None
+        self.scores: list[tuple[int, float]] = []
+        self.err_sum = 0.0
+        self.err_n = 0
         self.error: Exception | None = None
         self.streak = 0  # filled periods in a row at the end of the steps (stored on commit)
 
@@ -83,7 +88,7 @@ class Job:
             out.append(v)
         return out
 
-    def on_result(self, item: Item, acc: list[float]) -> bool:
+    def on_result(self, item: Item) -> bool:
         """Take one step's result; returns whether steps remain."""
         kind, payload = self.steps[self.pos]
         m = self.model
@@ -92,12 +97,12 @@ class Job:
         if kind == "rows":
             first = payload[0]
             if self.forecast is not None:
-                acc[0] += abs(first.values[ti] - float(self.forecast[0, m.median_index]))
-                acc[1] += 1
+                self.err_sum += abs(first.values[ti] - float(self.forecast[0, m.median_index]))
+                self.err_n += 1
             if ring is not None:
                 for o in payload:
                     ring.step += 1
-                    m.accuracy.score_ring(ring, o.values[ti])
+                    m.accuracy.score_ring(ring, o.values[ti], self.scores)
             self.last = payload[-1]
             self.inputs = payload[-1].values
         elif kind == "fill":
@@ -107,12 +112,12 @@ class Job:
         else:
             truth = payload.values[ti]
             if truth is not None and self.forecast is not None:
-                acc[0] += abs(truth - float(self.forecast[0, m.median_index]))
-                acc[1] += 1
+                self.err_sum += abs(truth - float(self.forecast[0, m.median_index]))
+                self.err_n += 1
             if ring is not None:
                 ring.step += 1
                 if truth is not None:
-                    m.accuracy.score_ring(ring, truth)
+                    m.accuracy.score_ring(ring, truth, self.scores)
             self.inputs = self._filled_values(payload.values)
             self.last = payload
         self.state = item.new_state

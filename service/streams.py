@@ -215,8 +215,7 @@ class ModelStreams:
             steps, filled, streak = self._steps(obs, None, 0, where)
             job = Job(self, stream_id, steps, -1, None, None, filled, len(obs), True)
             job.streak = streak
-            self.accuracy.forget(stream_id)  # a ring left by a failed first request
-            job.ring = self.accuracy.ring(stream_id)
+            job.ring = self.accuracy.private_ring(stream_id, fresh=True)
             return job
         last_seq, last_ts, _ = store.read(slot)
         final = obs[-1]
@@ -230,8 +229,7 @@ class ModelStreams:
             steps, filled, streak = self._steps(obs, None, 0, where)
             job = Job(self, stream_id, steps, -1, None, None, filled, len(obs), True)
             job.streak = streak
-            self.accuracy.forget(stream_id)
-            job.ring = self.accuracy.ring(stream_id)
+            job.ring = self.accuracy.private_ring(stream_id, fresh=True)
             return job
         k = 0
         for o in obs:
@@ -260,15 +258,15 @@ class ModelStreams:
         inputs = store.inputs(slot).tolist()
         job = Job(self, stream_id, steps, slot, forecast, inputs, filled, len(obs) - k, False)
         job.streak = streak
-        job.ring = self.accuracy.ring(stream_id)
+        job.ring = self.accuracy.private_ring(stream_id, fresh=False)
         return job
 
     # -- execution -----------------------------------------------------------------
 
-    async def _run(self, jobs: list[Job], score: bool = True) -> None:
-        """Step all jobs together: one batcher round per step, one row per stream."""
+    async def _run(self, jobs: list[Job]) -> None:
+        """Step all jobs together: one batcher round per step, one row per stream.
+        Nothing is scored here: a job's accuracy counts only when it commits."""
         active = jobs
-        acc = [0.0, 0]
         while active:
             items = [job.next_item() for job in active]
             try:
@@ -281,11 +279,9 @@ class ModelStreams:
             for job, item in zip(active, items, strict=True):
                 if item.error is not None:
                     job.error = item.error
-                elif job.on_result(item, acc):
+                elif job.on_result(item):
                     still.append(job)
             active = still
-        if score:
-            self.accuracy.score_one_step(acc[0], int(acc[1]))
 
     def _commit(self, job: Job) -> Response:
         assert job.last is not None and job.state is not None and job.forecast is not None
@@ -317,6 +313,13 @@ class ModelStreams:
             raise
         if job.reset and self.accuracy.enabled:
             self.sampled[slot] = self.accuracy.sampled(job.stream_id)
+        # Live accuracy changes only now that the stream has committed.
+        if job.ring is not None:
+            self.accuracy.install(job.stream_id, job.ring, job.scores)
+        elif job.reset:
+            self.accuracy.forget(job.stream_id)
+        if job.err_n:
+            self.accuracy.score_one_step(job.err_sum, job.err_n)
         m = self.metrics
         m.observations.inc(job.n_obs)
         if job.filled:
@@ -360,9 +363,7 @@ class ModelStreams:
             return plan
         await self._run([plan])
         if plan.error is not None:
-            if plan.reset:
-                self.accuracy.forget(stream_id)  # its ring would describe nothing
-            raise plan.error
+            raise plan.error  # nothing was committed: stream, ring and scores as they were
         return self._commit(plan)
 
     async def observe_many(
@@ -630,7 +631,7 @@ class ModelStreams:
         """Stateless: run a history from zero state; touches no stream."""
         steps, filled, _ = self._steps(obs, None, 0, "observations")
         job = Job(self, None, steps, -1, None, None, filled, len(obs), True)
-        await self._run([job], score=False)  # no truth arrives for a stateless call
+        await self._run([job])  # never committed, so never scored
         if job.error is not None:
             raise job.error
         assert job.last is not None and job.forecast is not None

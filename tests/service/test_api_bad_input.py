@@ -184,3 +184,40 @@ def test_non_finite_model_answer_fails_that_stream_only(own_models: Path, serve)
         assert [x for x in after if 'horizon_step="1"' in x] != [
             x for x in metrics if 'horizon_step="1"' in x
         ]
+
+
+def test_failed_request_leaves_live_accuracy_untouched(own_models: Path, serve) -> None:
+    """A request whose first steps succeed and a later one fails (NaN from a price the
+    manifest no longer refuses) scores nothing and keeps no ring, new stream or not."""
+    path = own_models / STOCK / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for feat in manifest["features"]:
+        feat.pop("min_exclusive", None)
+    path.write_text(json.dumps(manifest))
+    server = serve(models=own_models)  # every stream sampled (test settings)
+    base = f"/v1/models/{STOCK}"
+    model = server.service.models[STOCK]
+
+    def ring_of(sid: str) -> tuple | None:
+        ring = model.accuracy._rings.get(sid)
+        return None if ring is None else (ring.step, ring.origins.tolist())
+
+    with httpx.Client(base_url=server.url) as client:
+        for day in ("2018-12-03", "2018-12-04"):
+            body = {"observations": [{"ts": day, "values": [2600.0]}]}
+            assert client.post(f"{base}/streams/s/observations", json=body).status_code == 200
+        before, metrics = _stock_state(client, "s"), _metric_lines(client, STOCK)
+        ring = server.call(lambda: ring_of("s"))
+        # A good day, a skipped day (filled), then a NaN-making price.
+        obs = [{"ts": "2018-12-05", "values": [2601.0]}, {"ts": "2018-12-07", "values": [-5.0]}]
+        for sid in ("s", "fresh"):
+            r = client.post(f"{base}/streams/{sid}/observations", json={"observations": obs})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "non_finite_forecast"
+        many = {"streams": [{"stream_id": "s", "observations": obs},
+                            {"stream_id": "fresh2", "observations": obs}]}  # fmt: skip
+        for result in client.post(f"{base}/observations", json=many).json()["results"]:
+            assert result["status"] == 422
+        assert _stock_state(client, "s") == before
+        assert _metric_lines(client, STOCK) == metrics
+        assert server.call(lambda: ring_of("s")) == ring
+        assert server.call(lambda: (ring_of("fresh"), ring_of("fresh2"))) == (None, None)
