@@ -9,7 +9,10 @@ Server messages: one per stream, the same body as the HTTP stream endpoint, or
 
 Each message gets its own task so streams proceed concurrently, but a task joins its
 streams' lock queues before the next message is read, so forecasts of one stream come
-back in the order its observations were sent. A semaphore bounds messages in flight.
+back in the order its observations were sent. A semaphore bounds messages in flight;
+a message counts until its last answer has been SENT (not merely computed), and the
+next message is not read while the outbox holds OUTBOX_MAX answers or more, so a client
+that does not read its answers stalls itself instead of growing the server's memory.
 """
 
 from __future__ import annotations
@@ -31,6 +34,44 @@ from service.streams import ModelStreams
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256
+OUTBOX_MAX = 1024  # answers waiting to be sent before the next message is read
+
+# Outbox entries: (answer, None), or (None, gate) once all of one message's answers are
+# queued (the send loop then releases that message's slot), or (None, None) to stop.
+Entry = tuple[bytes | None, asyncio.Semaphore | None]
+
+
+class Outbox:
+    """Answers waiting for the one writer; puts never block (they come from callbacks
+    that must not await), the reader waits for room instead."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Entry] = asyncio.Queue()
+        self.room = asyncio.Event()
+        self.room.set()
+        self.closed = False  # the writer stopped (client gone): release, don't queue
+
+    def put(self, data: bytes) -> None:
+        if self.closed:
+            return  # nobody will send it
+        self.queue.put_nowait((data, None))
+        if self.queue.qsize() >= OUTBOX_MAX:
+            self.room.clear()
+
+    def done(self, gate: asyncio.Semaphore) -> None:
+        if self.closed:
+            gate.release()
+        else:
+            self.queue.put_nowait((None, gate))
+
+    def close(self) -> None:
+        """The writer is gone: free every slot still waiting on it, and the reader."""
+        self.closed = True
+        while not self.queue.empty():
+            _, gate = self.queue.get_nowait()
+            if gate is not None:
+                gate.release()
+        self.room.set()
 
 
 def build_ws_router(svc: ForecastService) -> APIRouter:
@@ -47,7 +88,7 @@ def build_ws_router(svc: ForecastService) -> APIRouter:
             await websocket.send_bytes(dumps(error_body(exc)))
             await websocket.close(code=1008)
             return
-        outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        outbox = Outbox()
         gate = asyncio.Semaphore(MAX_IN_FLIGHT)
         sender = asyncio.ensure_future(_send_loop(websocket, outbox))
         tasks: set[asyncio.Task[None]] = set()
@@ -58,11 +99,12 @@ def build_ws_router(svc: ForecastService) -> APIRouter:
                     break
                 text = message.get("text")
                 raw = text.encode() if text is not None else message.get("bytes") or b""
-                await gate.acquire()
+                await outbox.room.wait()  # the client reads its answers, or waits
+                await gate.acquire()  # released by the sender once the answers are out
                 task = asyncio.ensure_future(_handle(model, raw, outbox, max_history, max_bytes))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                task.add_done_callback(lambda _: gate.release())
+                task.add_done_callback(lambda _: outbox.done(gate))
         except WebSocketDisconnect:
             pass
         finally:
@@ -76,22 +118,28 @@ def build_ws_router(svc: ForecastService) -> APIRouter:
     return router
 
 
-async def _send_loop(websocket: WebSocket, outbox: asyncio.Queue[bytes | None]) -> None:
+async def _send_loop(websocket: WebSocket, outbox: Outbox) -> None:
     # One writer: concurrent sends on one socket would interleave frames.
+    queue = outbox.queue
     try:
         while True:
-            data = await outbox.get()
+            data, gate = await queue.get()
             if data is None:
-                return
+                if gate is None:
+                    return
+                gate.release()  # every answer of that message has been sent
+                continue
             await websocket.send_text(data.decode())
+            if queue.qsize() < OUTBOX_MAX:
+                outbox.room.set()
     except (WebSocketDisconnect, RuntimeError):
-        return  # the client went away; nothing left to tell it
+        outbox.close()  # the client went away: nothing left to tell it
 
 
 async def _handle(
     model: ModelStreams,
     raw: bytes,
-    outbox: asyncio.Queue[bytes | None],
+    outbox: Outbox,
     max_history: int,
     max_bytes: int,
 ) -> None:
@@ -113,7 +161,7 @@ async def _handle(
                 body = shape_result(model, entries[i], result, detail)
                 if ident is not None:
                     body["id"] = ident
-                outbox.put_nowait(dumps(body))
+                outbox.put(dumps(body))
 
             await model.observe_many(entries, detail, on_result=answer)
             return
@@ -129,7 +177,7 @@ async def _handle(
         result = await model.observe(stream_id, obs, reset)
         if ident is not None:
             result["id"] = ident
-        outbox.put_nowait(dumps(result))
+        outbox.put(dumps(result))
     except Exception as exc:
         if not isinstance(exc, ServiceError):
             log.exception("unexpected error on a WebSocket message")
@@ -138,7 +186,7 @@ async def _handle(
             body["stream_id"] = data_sid
         if ident is not None:
             body["id"] = ident
-        outbox.put_nowait(dumps(body))
+        outbox.put(dumps(body))
 
 
 def _sid_of(raw: bytes, exc: BaseException) -> str | None:

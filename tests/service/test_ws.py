@@ -108,3 +108,41 @@ def test_ws_answers_of_one_stream_keep_order_across_multi_messages(server: LiveS
     assert order_a == [("m1", "2014-06-01T00:00:00Z"), ("m2", "2014-06-01T00:30:00Z")]
     order_b = [r["id"] for r in replies if r["stream_id"] == "B"]
     assert order_b == ["m0", "m1"]
+
+
+def test_ws_outbox_bounds_reading_and_slots_free_after_sending(monkeypatch) -> None:
+    from service.api import ws as ws_mod
+
+    monkeypatch.setattr(ws_mod, "OUTBOX_MAX", 3)
+
+    class FakeSocket:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+            self.release = asyncio.Event()
+
+        async def send_text(self, text: str) -> None:
+            await self.release.wait()  # a client that does not read yet
+            self.sent.append(text)
+
+    async def run() -> None:
+        outbox = ws_mod.Outbox()
+        gate = asyncio.Semaphore(1)
+        await gate.acquire()  # one message in flight
+        sock = FakeSocket()
+        sender = asyncio.ensure_future(ws_mod._send_loop(sock, outbox))  # type: ignore[arg-type]
+        for k in range(3):
+            outbox.put(f"{k}".encode())
+        outbox.done(gate)  # the message's answers are all queued...
+        await asyncio.sleep(0.01)
+        assert not outbox.room.is_set()  # ...the reader must wait: the outbox is full
+        assert gate.locked()  # and the slot stays taken until they are sent
+        sock.release.set()
+        await asyncio.wait_for(gate.acquire(), 2)  # freed by the sender after sending
+        assert sock.sent == ["0", "1", "2"] and outbox.room.is_set()
+        outbox.close()
+        gate2 = asyncio.Semaphore(0)
+        outbox.done(gate2)  # writer gone: slots are freed at once
+        assert not gate2.locked()
+        sender.cancel()
+
+    asyncio.run(run())
