@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import uvicorn
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
+from bench import serve
 from training.model import Forecaster, ModelSpec
 
 
@@ -147,15 +147,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=168)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    uvicorn.run(
-        create_app(args.models_dir, args.runs_dir, args.window),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    serve.run(create_app(args.models_dir, args.runs_dir, args.window), args.port)
 
 
 if __name__ == "__main__":

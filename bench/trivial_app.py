@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
+
+from bench import serve
 
 _ANSWER = b'{"ok":true}'
 
@@ -33,15 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    uvicorn.run(
-        create_app(),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    serve.run(create_app(), args.port)
 
 
 if __name__ == "__main__":
