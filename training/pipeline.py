@@ -87,7 +87,7 @@ def streamed_forecasts(trained: Trained, graph: Path, at: np.ndarray) -> np.ndar
     return out
 
 
-def build_artifact(trained: Trained, out_root: Path, progress: bool = True) -> Path:
+def build_artifact(trained: Trained, out_root: Path) -> Path:
     """Evaluate, export, verify and write models/<name>/<version>/. Returns that folder."""
     config = trained.config
     directory = out_root / config.name / config.version
