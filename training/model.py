@@ -47,6 +47,12 @@ class ModelSpec:
 
 
 class Forecaster(nn.Module):
+    # Buffers, declared so type checkers see tensors rather than "Tensor | Module".
+    x_mean: Tensor
+    x_std: Tensor
+    r_std: Tensor
+    spread: Tensor
+
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         if spec.cell not in ("lstm", "gru"):
