@@ -1,6 +1,6 @@
 """The two hot endpoints as plain functions: bytes in, (status, bytes, headers) out.
 
-Both the FastAPI routes and the ASGI fast path (fastpath.py) call these, so the
+Both the FastAPI routes and the ASGI fast path (middleware.py) call these, so the
 behaviour is one piece of code whichever way a request arrives.
 """
 
