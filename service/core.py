@@ -8,8 +8,9 @@ import logging
 import time
 from typing import Any
 
-from service import artifacts, snapshot
-from service.artifacts import BrokenModel, LoadedModel
+from service import snapshot
+from service.engine import artifacts
+from service.engine.artifacts import BrokenModel, LoadedModel
 from service.errors import ModelNotFound, ModelUnavailable, NotReady
 from service.metrics import Metrics
 from service.settings import Settings

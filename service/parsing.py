@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
-from service.features import parse_ts
+from service.protocol.timestamps import parse_ts
 
 F32_MAX = 3.4028234663852886e38
 OBS_KEYS = frozenset(("ts", "seq", "values", "value"))

@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from contract.timefeatures import time_feature, time_feature_array
 from service.accuracy import Accuracy
-from service.artifacts import LoadedModel
 from service.batcher import Batcher, Item
+from service.engine.artifacts import LoadedModel
+from service.engine.calendar import Calendar
 from service.errors import (
     GapTooLarge,
     InferenceError,
@@ -30,11 +32,11 @@ from service.errors import (
     ServiceError,
     StreamNotFound,
 )
-from service.features import Calendar, format_ts, time_feature
 from service.job import Job, Step
 from service.locks import StreamLocks
 from service.metrics import ModelMetrics
 from service.parsing import Obs
+from service.protocol.timestamps import format_ts
 from service.settings import Settings
 from service.state import NO_SEQ, Layout, MemoryStateStore, StateStore
 
@@ -525,8 +527,7 @@ class ModelStreams:
             if idx >= 0:
                 x[:, j] = values[:, idx]
             else:
-                angle = (2.0 * np.pi) * np.mod(ts, period) / period
-                x[:, j] = np.sin(angle) if is_sin else np.cos(angle)
+                x[:, j] = time_feature_array(ts, period, "sin" if is_sin else "cos")
         arrays: dict[str, np.ndarray] = {"values": values, "seq": seq, "ts": ts}
         return x, slots, simple, arrays
 

@@ -14,7 +14,6 @@ import numpy as np
 from service.api.responses import dumps, error_body
 from service.core import ForecastService
 from service.errors import InvalidInput, ServiceError
-from service.features import parse_ts
 from service.parsing import (
     F32_MAX,
     MAX_SEQ,
@@ -28,6 +27,7 @@ from service.parsing import (
     parse_observations,
     parse_one,
 )
+from service.protocol.timestamps import parse_ts
 from service.streams import ModelStreams
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]

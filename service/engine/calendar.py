@@ -1,86 +1,23 @@
-"""Timestamps: parsing, time-derived features and forecast timestamps (docs/artifact.md).
+"""Step arithmetic of a model's frequency: periods between timestamps, forecast timestamps.
 
-Timestamps are carried internally as float epoch seconds (UTC). Clients without a zone
-send wall-clock time, which the artifact contract says to take as UTC.
+Fixed-seconds frequencies step by frequency_seconds; "B" steps by business days, whose
+arithmetic is the contract's (contract.timefeatures).
 """
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
 from functools import lru_cache
 
 import numpy as np
 import orjson
 
-_MIN_TS = -62135596800.0  # 0001-01-01
-_MAX_TS = 253402300799.0  # 9999-12-31T23:59:59
-_TWO_PI = 2.0 * math.pi
-_DAY = 86400.0
-
-
-def parse_ts(value: object) -> float:
-    """ISO 8601 string (zone optional, UTC assumed) or epoch seconds -> epoch seconds.
-
-    Raises ValueError with the reason; the caller names the field.
-    """
-    if isinstance(value, str):
-        return _parse_iso(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        t = float(value)
-        if not (_MIN_TS <= t <= _MAX_TS):  # also rejects NaN and infinity
-            raise ValueError("epoch seconds out of range")
-        return t
-    raise ValueError("must be an ISO 8601 string or epoch seconds")
-
-
-# Producers send the same tick for many streams: parsing and formatting are cached.
-@lru_cache(maxsize=65536)
-def _parse_iso(value: str) -> float:
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("not an ISO 8601 timestamp") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    try:
-        t = dt.timestamp()
-    except (OverflowError, ValueError):
-        raise ValueError("timestamp out of range") from None
-    if not (_MIN_TS <= t <= _MAX_TS):  # e.g. 9999-12-31T23:00-12:00 is in year 10000
-        raise ValueError("timestamp out of range (0001-01-01 to 9999-12-31 UTC)")
-    return t
-
-
-@lru_cache(maxsize=65536)
-def format_ts(t: float) -> str:
-    dt = datetime.fromtimestamp(t, UTC)
-    text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
-
-
-def time_feature(t: float, period: float, fn: str) -> float:
-    # Python's % floors like numpy.mod, so negative epochs agree with training.
-    angle = _TWO_PI * (t % period) / period
-    return math.sin(angle) if fn == "sin" else math.cos(angle)
-
-
-def _bday_index(t: float) -> int:
-    """Business-day ordinal of the day holding t; Sat/Sun count as the next Monday."""
-    day = math.floor(t / _DAY) + 3  # 1970-01-01 was a Thursday: shift so Monday = 0
-    week, dow = divmod(day, 7)
-    return week * 5 + min(dow, 5)
-
-
-def _bday_index_array(t: np.ndarray) -> np.ndarray:
-    day = np.floor(t / _DAY).astype(np.int64) + 3
-    week, dow = np.divmod(day, 7)
-    return week * 5 + np.minimum(dow, 5)
-
-
-def _bday_to_day(index: int) -> int:
-    week, dow = divmod(index, 5)
-    return week * 7 + dow - 3
+from contract.timefeatures import (
+    DAY_SECONDS,
+    add_business_days,
+    business_day,
+    business_day_array,
+)
+from service.protocol.timestamps import MAX_TS, format_ts
 
 
 class Calendar:
@@ -97,9 +34,9 @@ class Calendar:
         # week holds 5 business days, plus a weekend of slack) that routes the few
         # later ts to the exact check (last_ts_ok).
         if self.business:
-            self.max_ts = _MAX_TS - ((horizon // 5 + 1) * 7 + 3) * _DAY
+            self.max_ts = MAX_TS - ((horizon // 5 + 1) * 7 + 3) * DAY_SECONDS
         else:
-            self.max_ts = _MAX_TS - horizon * self.seconds
+            self.max_ts = MAX_TS - horizon * self.seconds
         # Many streams report the same tick, so formatted timestamps are cached.
         self.forecast_ts = lru_cache(maxsize=4096)(self._forecast_ts_uncached)
         # The same list pre-serialised, for responses that carry it many times.
@@ -112,7 +49,7 @@ class Calendar:
         so sloppy client clocks do not look like duplicates.
         """
         if self.business:
-            steps = _bday_index(later) - _bday_index(earlier)
+            steps = business_day(later) - business_day(earlier)
         else:
             steps = round((later - earlier) / self.seconds)
         return max(1, steps)
@@ -120,7 +57,7 @@ class Calendar:
     def steps_array(self, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
         """steps_between over arrays (the multi-stream lane)."""
         if self.business:
-            steps = _bday_index_array(later) - _bday_index_array(earlier)
+            steps = business_day_array(later) - business_day_array(earlier)
         else:
             steps = np.rint((later - earlier) / self.seconds).astype(np.int64)
         return np.maximum(steps, 1)
@@ -129,15 +66,12 @@ class Calendar:
         """Whether the forecast after t (its last step) stays in the formattable range."""
         if t <= self.max_ts:
             return True
-        return self.step_ts(t, self.horizon) <= _MAX_TS
+        return self.step_ts(t, self.horizon) <= MAX_TS
 
     def step_ts(self, t: float, k: int) -> float:
         """Timestamp k periods after t."""
         if self.business:
-            index = _bday_index(t)
-            # A weekend time maps to the next Monday; keep the time of day.
-            day = _bday_to_day(index + k)
-            return day * _DAY + (t % _DAY)
+            return add_business_days(t, k)  # a weekend t counts as the next Monday
         return t + k * self.seconds
 
     def _forecast_ts_fragment(self, t: float) -> orjson.Fragment:

@@ -1,0 +1,1 @@
+"""The model engine: artifacts, ONNX Runtime sessions, stream state and step arithmetic."""

@@ -1,0 +1,1 @@
+"""The wire format: what a request may carry and how answers are written."""
