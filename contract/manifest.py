@@ -176,24 +176,37 @@ def validate_manifest(content: object) -> Manifest:
 
 
 def _describe(exc: ValidationError) -> str:
-    problems = []
+    problems: list[str] = []
+    missing: dict[str, list[str]] = {}  # parent -> its missing fields, said in one go
     for error in exc.errors(include_url=False):
-        where = ""
-        for i, part in enumerate(error["loc"]):
-            if isinstance(part, int):
-                where += f"[{part}]"
-            elif i and isinstance(error["loc"][i - 1], int) and part in ("input", "time"):
-                continue  # the discriminator's tag, not a field
-            else:
-                where += f".{part}" if where else str(part)
+        loc = error["loc"]
         if error["type"] == "missing":
-            reason = "missing"
-        elif error["type"] == "value_error":
+            missing.setdefault(_where(loc[:-1]), []).append(str(loc[-1]))
+            continue
+        if error["type"] == "value_error":
             reason = str(error.get("ctx", {}).get("error", error["msg"]))
         else:
             reason = error["msg"]
+        where = _where(loc)
         problems.append(f"{where}: {reason}" if where else reason)
+    for parent, names in missing.items():
+        problems.insert(
+            0, f"{parent}: missing fields {names}" if parent else f"missing fields {names}"
+        )
     return "; ".join(problems)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """('features', 3, 'time', 'period_seconds') -> 'features[3].period_seconds'."""
+    where = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif i and isinstance(loc[i - 1], int) and part in ("input", "time"):
+            continue  # the discriminator's tag, not a field
+        else:
+            where += f".{part}" if where else part
+    return where
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ def test_median_index_is_the_quantile_closest_to_a_half() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m: m.pop("graph"), "graph: missing"),
+        (lambda m: m.pop("graph"), r"missing fields \['graph'\]"),
+        (lambda m: m["state"][0].pop("output"), r"state\[0\]: missing fields \['output'\]"),
         (lambda m: m["graph"].update(sha256="xyz"), "graph.sha256: String should match"),
         (lambda m: m["features"][2].update(function="tan"), r"features\[2\]\.function: Input"),
         (lambda m: m["features"][3].pop("source"), r"features\[3\]: Unable to extract tag"),

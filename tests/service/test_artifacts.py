@@ -63,7 +63,7 @@ def test_checksum_mismatch(models_dir: Path, tmp_path: Path) -> None:
         ({"mode": "prices"}, r"mode: Input should be 'level' or 'returns'"),
         ({"quantiles": [0.9, 0.5, 0.1]}, "quantiles must be ascending"),
         ({"frequency_seconds": 0}, "frequency_seconds: Input should be greater than 0"),
-        ({"graph": {"file": "model.onnx"}}, r"graph\.sha256: missing"),
+        ({"graph": {"file": "model.onnx"}}, r"graph: missing fields \['sha256', 'opset'"),
         ({"state": []}, "state: List should have at least 1 item"),
         ({"extra": 1}, "extra: Extra inputs are not permitted"),
     ],
@@ -83,7 +83,7 @@ def test_missing_field(models_dir: Path, tmp_path: Path) -> None:
     del m["evaluation"]
     (path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(
-        ArtifactError, match=r"manifest\.json: invalid manifest: evaluation: missing"
+        ArtifactError, match=r"manifest\.json: invalid manifest: missing fields \['evaluation'\]"
     ):
         load_artifact(path, ["CPUExecutionProvider"], 1)
 
