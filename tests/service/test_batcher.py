@@ -10,7 +10,7 @@ import pytest
 from svc_helpers import SENSOR
 
 from service.artifacts import LoadedModel, load_artifact
-from service.batcher import Batcher, Item
+from service.engine.batcher import Batcher, Item
 from service.errors import InferenceError, QueueFull, Unavailable
 from service.metrics import Metrics
 
