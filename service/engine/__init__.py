@@ -1,1 +1,1 @@
-"""The model engine: artifacts, ONNX Runtime sessions, stream state and step arithmetic."""
+"""The engine: models, stream semantics, batching, ONNX Runtime, state."""

@@ -1,1 +1,1 @@
-"""The wire format: what a request may carry and how answers are written."""
+"""The wire format: request checks, answer bodies, timestamps (no engine, no transport)."""

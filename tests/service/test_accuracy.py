@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.accuracy import Accuracy
+from service.engine.accuracy import Accuracy
 from service.metrics import Metrics
 
 

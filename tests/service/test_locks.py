@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.locks import StreamLocks
+from service.engine.locks import StreamLocks
 
 
 def test_fifo_per_stream_and_free_when_idle() -> None:
