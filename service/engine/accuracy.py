@@ -1,4 +1,4 @@
-"""Live accuracy: score forecasts once their truth arrives (DESIGN §5).
+"""Live accuracy: score forecasts once their truth arrives.
 
 Every stream is scored one step ahead from the forecast the store keeps anyway. A
 sampled fraction of streams (chosen by a hash of the id, so no per-stream flag is
