@@ -18,10 +18,10 @@ from service.errors import InvalidInput, MethodNotAllowed, NotFound, ServiceErro
 from service.protocol.answers import dumps
 from service.settings import Settings
 from service.transport.asgi import FastPath
-from service.transport.http import build_router
+from service.transport.http import add_routes
 from service.transport.limits import LimitAndMeasure
 from service.transport.openapi import build_openapi
-from service.transport.ws import build_ws_router
+from service.transport.ws import add_ws_route
 
 
 class ForecastApp(FastAPI):
@@ -61,8 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,  # ours is generated from the route table (transport/openapi.py)
     )
     app.state.service = registry
-    app.include_router(build_router(dataplane, build_openapi(app.title, app.version)))
-    app.include_router(build_ws_router(dataplane, settings.max_body_bytes))
+    add_routes(app, dataplane, build_openapi(app.title, app.version))
+    add_ws_route(app, dataplane, settings.max_body_bytes)
 
     async def any_error(request: Request, exc: Exception) -> Response:
         """The one handler: every error a route raises, or the router refuses."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from service.engine import artifacts, snapshot
@@ -29,7 +28,6 @@ class Registry:
         self.models: dict[str, ModelStreams] = {}
         self.found: list[LoadedModel | BrokenModel] = []
         self.ready = False
-        self.started_at = time.time()
         self._expiry: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------

@@ -4,7 +4,7 @@ The bodies are declared as pydantic models (``ObservationBody`` and friends): th
 the API's schema in /openapi.json and docs/api.md. What runs per request is the hand
 lane below them — orjson, exact type checks, the field path formatted only on error —
 because a pydantic validation costs more than the rest of a small request (measured in
-docs/benchmarks.md); tests/service/test_wire_schema.py holds the two to the same verdicts.
+docs/benchmarks.md); tests/service/test_openapi.py holds the two to the same verdicts.
 Checks that depend on the model (how many inputs, which must be positive) are the hand
 lane's alone and are described in the field docs.
 """

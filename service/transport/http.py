@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -41,7 +41,7 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
     return call
 
 
-def build_router(dataplane: DataPlane, openapi_document: dict[str, Any]) -> APIRouter:
+def add_routes(app: FastAPI, dataplane: DataPlane, openapi_document: dict[str, Any]) -> None:
     registry = dataplane.registry
 
     async def health(request: Request) -> Response:
@@ -85,14 +85,12 @@ def build_router(dataplane: DataPlane, openapi_document: dict[str, Any]) -> APIR
         "forget": forget,
         "openapi": openapi,
     }
-    router = APIRouter()
     for route in ROUTES:
         if not route.hot:
-            router.add_api_route(
+            app.add_api_route(
                 route.path,
                 _guarded(endpoints[route.name]),
                 methods=[route.method],
                 name=route.name,
                 include_in_schema=False,  # /openapi.json is built from the table
             )
-    return router

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from service.dataplane import DataPlane
 from service.errors import ServiceError, render
@@ -71,10 +71,8 @@ class Outbox:
         self.room.set()
 
 
-def build_ws_router(dataplane: DataPlane, max_bytes: int) -> APIRouter:
-    router = APIRouter()
-
-    @router.websocket(WS_ROUTE)
+def add_ws_route(app: FastAPI, dataplane: DataPlane, max_bytes: int) -> None:
+    @app.websocket(WS_ROUTE)
     async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
         try:
@@ -111,8 +109,6 @@ def build_ws_router(dataplane: DataPlane, max_bytes: int) -> APIRouter:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
-
-    return router
 
 
 async def _send_loop(websocket: WebSocket, outbox: Outbox) -> None:
