@@ -9,7 +9,6 @@ Writes bench/results/compare-<date>.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import time
