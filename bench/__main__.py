@@ -1,6 +1,10 @@
 """`python -m bench [--quick]`: the service against the floor and against what users
 would build instead, side by side in one run. Prints tables and ratios, writes
-bench/results/<mode>.json. Speed is reported here, never asserted in tests."""
+bench/results/<mode>.json. Speed is reported here, never asserted in tests.
+
+The machine is shared, so every headline ratio is taken in each of `rounds`
+interleaved rounds (all compared servers run at once, each measured in turn, the order
+rotating every round) and reported as the median with its min and max."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from bench import floor, report, scenarios, server_metrics
 from bench.payloads import Model, find_models
 from bench.servers import (
     HOST,
+    Server,
     cpus,
     pin_self_to_client_core,
     start_naive,
@@ -35,6 +40,7 @@ RESULTS = Path(__file__).parent / "results"
 @dataclass
 class Plan:
     mode: str
+    rounds: int = 3  # interleaved rounds behind every headline ratio (median, min, max)
     floor_batches: list[int] = field(default_factory=lambda: [1, 8, 64, 256, 1024, 4096])
     floor_budget_s: float = 0.3
     duration_s: float = 3.0
@@ -86,6 +92,14 @@ def machine() -> dict[str, Any]:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if dirty:  # figures of uncommitted code cannot be traced to a commit
+            rev += "+uncommitted"
     except OSError:
         rev = "unknown"
     server_cpus, client_cpus = cpus()
@@ -155,38 +169,44 @@ async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
         }
         for m in models
     ]
-    if 1024 in plan.floor_batches:
-        row = next(x for x in r["floor"][main.name] if x["batch"] == 1024)
-        r["ort_ceiling_b1024_steps_per_s"] = row["steps_per_s"]
 
-    async def one_obs_rows(server: Any, tag: str) -> list[dict[str, Any]]:
-        rows = []
-        for c in plan.concurrency:
-            before = await server_metrics.snapshot(server, main.name)
-            with ClientCpu() as cpu:
-                row = await scenarios.one_obs(
-                    server, main, c, plan.duration_s, tag, prime=plan.window
-                )
-            seen = server_metrics.delta(before, await server_metrics.snapshot(server, main.name))
-            rows.append({**row, "client_cpu_pct": cpu.pct, **seen})
-        return rows
+    async def one_obs_row(server: Server, tag: str, c: int) -> dict[str, Any]:
+        before = await server_metrics.snapshot(server, main.name)
+        with ClientCpu() as cpu:
+            row = await scenarios.one_obs(server, main, c, plan.duration_s, tag, prime=plan.window)
+        seen = server_metrics.delta(before, await server_metrics.snapshot(server, main.name))
+        return {**row, "client_cpu_pct": cpu.pct, **seen}
 
-    log("trivial FastAPI endpoint")
-    with start_trivial(log_dir) as server:
-        r["trivial"] = await one_obs_rows(server, "trivial")
-
-    log("naive stateless FastAPI + torch")
-    with start_naive(models_dir, log_dir, plan.window) as server:
-        health = await _get_json(server.port, "/healthz")
+    log("starting every compared server (one launcher, same uvicorn settings)")
+    with (
+        start_trivial(log_dir, "asgi") as asgi,
+        start_trivial(log_dir, "fastapi") as fastapi_server,
+        start_naive(models_dir, log_dir, plan.window) as naive,
+        start_service(models_dir, log_dir) as server,
+    ):
+        health = await _get_json(naive.port, "/healthz")
         r["naive_weights"] = health.get("weights", {}).get(main.name)
         r["notes"].append(f"naive service weights for {main.name}: {r['naive_weights']}")
-        r["naive"] = await one_obs_rows(server, "naive")
-
-    log("service")
-    with start_service(models_dir, log_dir) as server:
         r["machine"]["service_affinity"] = server.affinity()
         r["machine"]["bench_client_affinity"] = sorted(os.sched_getaffinity(0))
-        r["service_one_obs"] = await one_obs_rows(server, "svc")
+        compared = [
+            ("service", server),
+            ("trivial_asgi", asgi),
+            ("trivial_fastapi", fastapi_server),
+            ("naive", naive),
+        ]
+        r["one_obs_rounds"] = []
+        for k in range(plan.rounds):
+            order = compared[k % len(compared) :] + compared[: k % len(compared)]
+            log(
+                f"one observation per request, round {k + 1}/{plan.rounds}: "
+                + ", ".join(n for n, _ in order)
+            )
+            for name, srv in order:
+                for c in plan.concurrency:
+                    row = await one_obs_row(srv, f"{name}-r{k}", c)
+                    r["one_obs_rounds"].append({"round": k, "server": name, **row})
+        r["one_obs"] = report.summarise_rounds(r["one_obs_rounds"])
         r["other_models"] = []
         for m in models:
             if m is not main:
@@ -194,14 +214,22 @@ async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
                     server, m, plan.ratio_concurrency, plan.duration_s, "other"
                 )
                 r["other_models"].append({"model": m.name, **row})
-        log("service: multi-stream")
         r["multi"] = []
-        for streams, conc, detail in plan.multi:
-            before = await server_metrics.snapshot(server, main.name)
-            with ClientCpu() as cpu:
-                row = await scenarios.multi(server, main, streams, conc, plan.duration_s, detail)
-            seen = server_metrics.delta(before, await server_metrics.snapshot(server, main.name))
-            r["multi"].append({**row, "client_cpu_pct": cpu.pct, **seen})
+        r["multi_ceiling"] = []
+        for k in range(plan.rounds):
+            log(f"multi-stream, round {k + 1}/{plan.rounds} (with the ORT ceiling at B=1024)")
+            ceiling = floor.measure(main, [1024], plan.floor_budget_s)[0]["steps_per_s"]
+            r["multi_ceiling"].append({"round": k, "steps_per_s": ceiling})
+            for streams, conc, detail in plan.multi:
+                before = await server_metrics.snapshot(server, main.name)
+                with ClientCpu() as cpu:
+                    row = await scenarios.multi(
+                        server, main, streams, conc, plan.duration_s, detail, tag=f"r{k}"
+                    )
+                seen = server_metrics.delta(
+                    before, await server_metrics.snapshot(server, main.name)
+                )
+                r["multi"].append({"round": k, **row, "client_cpu_pct": cpu.pct, **seen})
         log("service: websocket")
         r["websocket"] = []
         for conns, streams in plan.ws:
@@ -217,7 +245,7 @@ async def run(plan: Plan, models_dir: Path, log_dir: Path) -> dict[str, Any]:
             r["stateless"].append({**row, **seen})
         log("service: scaling with stream length")
         r["scaling"] = await scenarios.scaling(
-            server, main, plan.depths, plan.scaling_rounds, max_history=10_000
+            server, main, plan.depths, plan.scaling_rounds, max_history=10_000, parts=plan.rounds
         )
 
     log("service: memory per live stream")

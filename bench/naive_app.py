@@ -3,17 +3,16 @@
 It keeps the last `window` observations of each stream in a dict and re-runs the whole
 window through the LSTM from zero state on every request: the usual "sliding window"
 service. Same request and answer shapes as the real service's one-stream endpoint, same
-uvicorn settings (uvloop, httptools, one worker, no access log), one torch thread.
+uvicorn settings as every other server here (bench/serve.py), one torch thread.
 
 Weights: the training checkpoint runs/<name>.pt when it exists, else random weights of
 the same shape (H, L, F, horizon, quantiles) -- an honest stand-in for COST, not for
 accuracy; /healthz says which. Run:
-`python -m bench.naive_app --port 8002 --models-dir models --window 168`.
+`python -m bench.serve naive --port 8002 --models-dir models --window 168`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,6 @@ import torch
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from bench import serve
 from contract.timefeatures import time_feature
 from training.model import Forecaster, ForecasterSpec
 
@@ -135,18 +133,3 @@ def create_app(models_dir: Path, runs_dir: Path, window: int) -> FastAPI:
         }
 
     return app
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    parser.add_argument("--window", type=int, default=168)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    serve.run(create_app(args.models_dir, args.runs_dir, args.window), args.port)
-
-
-if __name__ == "__main__":
-    main()

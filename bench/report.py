@@ -29,108 +29,158 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+SERVERS = {
+    "service": "service",
+    "trivial_asgi": "trivial raw ASGI",
+    "trivial_fastapi": "trivial FastAPI",
+    "naive": "naive FastAPI+torch",
+}
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of one figure over the rounds of a run."""
+    v = sorted(values)
+    mid = len(v) // 2
+    median = v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+    return {"median": median, "min": v[0], "max": v[-1], "rounds": len(v)}
+
+
+def summarise_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (server, concurrency): req/s and latency as median over the rounds,
+    req/s also with its min and max."""
+    keys: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        keys.setdefault((row["server"], row["concurrency"]), []).append(row)
+    out = []
+    for (server, c), group in keys.items():
+        rps = spread([g["rps"] for g in group])
+        summary: dict[str, Any] = {
+            "server": server,
+            "concurrency": c,
+            "rps": round(rps["median"], 1),
+            "rps_min": rps["min"],
+            "rps_max": rps["max"],
+            "rounds": rps["rounds"],
+            "errors": sum(g["errors"] for g in group),
+        }
+        for k in ("p50_ms", "p99_ms", "client_cpu_pct", "rows_per_call", "us_per_ort_call"):
+            vals = [g[k] for g in group if k in g]
+            if vals:
+                summary[k] = round(spread(vals)["median"], 3)
+        out.append(summary)
+    return out
+
+
+def _per_round(rows: list[dict[str, Any]], server: str, c: int) -> dict[int, float]:
+    return {
+        row["round"]: float(row["rps"])
+        for row in rows
+        if row["server"] == server and row["concurrency"] == c
+    }
+
+
 def ratios(r: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's bars, each as (figure, bar, met) from this run's own measurements."""
+    """The issue's bars, each from this run's own measurements: the median over the
+    run's interleaved rounds (a ratio is taken inside each round, then summarised), with
+    the min and max beside it."""
     out: list[dict[str, Any]] = []
 
-    def bar(name: str, value: float | None, op: str, limit: float, how: str) -> None:
-        if value is None:
-            out.append(
-                {"ratio": name, "value": "n/a", "bar": f"{op} {limit:g}", "met": "n/a", "how": how}
-            )
+    def bar(name: str, values: list[float], op: str, limit: float, how: str) -> None:
+        row: dict[str, Any] = {"ratio": name, "bar": f"{op} {limit:g}", "how": how}
+        if not values:
+            out.append({**row, "value": "n/a", "min": "n/a", "max": "n/a", "met": "n/a"})
             return
-        met = value >= limit if op == ">=" else value <= limit
+        s = spread(values)
+        met = s["median"] >= limit if op == ">=" else s["median"] <= limit
         out.append(
             {
-                "ratio": name,
-                "value": round(value, 3),
-                "bar": f"{op} {limit:g}",
+                **row,
+                "value": round(s["median"], 3),
+                "min": round(s["min"], 3),
+                "max": round(s["max"], 3),
+                "rounds": s["rounds"],
                 "met": "yes" if met else "NO",
-                "how": how,
             }
         )
 
     c = r.get("ratio_concurrency", 16)
-    svc = _rps(r.get("service_one_obs", []), c)
-    triv = _rps(r.get("trivial", []), c)
-    naive = _rps(r.get("naive", []), c)
-    bar(
-        "service 1-obs req/s ÷ trivial FastAPI",
-        _div(svc, triv),
-        ">=",
-        0.9,
-        f"requests/s at concurrency {c}",
-    )
-    bar(
-        "service 1-obs req/s ÷ naive stateless",
-        _div(svc, naive),
-        ">=",
-        5,
-        f"requests/s at concurrency {c}, naive window {r.get('naive_window')}",
-    )
+    rounds = r.get("one_obs_rounds", [])
+    svc = _per_round(rounds, "service", c)
+    for other, label in (
+        ("trivial_asgi", "trivial raw ASGI"),
+        ("trivial_fastapi", "trivial FastAPI"),
+        ("naive", "naive stateless"),
+    ):
+        theirs = _per_round(rounds, other, c)
+        values = [svc[k] / theirs[k] for k in sorted(svc) if theirs.get(k)]
+        limit, how = (
+            (5, f", naive window {r.get('naive_window')}") if other == "naive" else (0.9, "")
+        )
+        bar(
+            f"service 1-obs req/s ÷ {label}",
+            values,
+            ">=",
+            limit,
+            f"requests/s at concurrency {c}, per round{how}",
+        )
     multi = r.get("multi", [])
-    full = [m for m in multi if m.get("forecast", "full") == "full"]
-    best_full = max((m["stream_updates_per_s"] for m in full), default=None)
-    best = max(multi, key=lambda m: m["stream_updates_per_s"], default=None)
-    best_multi = best["stream_updates_per_s"] if best else None
+    by_round: dict[int, list[dict[str, Any]]] = {}
+    for m in multi:
+        by_round.setdefault(m.get("round", 0), []).append(m)
+    best_full = [
+        max(m["stream_updates_per_s"] for m in ms if m.get("forecast", "full") == "full")
+        for ms in by_round.values()
+        if any(m.get("forecast", "full") == "full" for m in ms)
+    ]
+    best_any = {k: max(m["stream_updates_per_s"] for m in ms) for k, ms in by_round.items()}
     bar(
         "multi-stream updates/s, full forecasts",
         best_full,
         ">=",
         100_000,
-        "best multi-stream row answering full forecasts",
+        "best multi-stream row answering full forecasts, per round",
     )
     bar(
         "multi-stream updates/s, any answer",
-        best_multi,
+        list(best_any.values()),
         ">=",
         100_000,
-        f"best row: {best['streams_per_request']} streams, forecast={best.get('forecast')}"
-        if best
-        else "",
+        "best multi-stream row of any answer detail, per round",
     )
-    ceiling = r.get("ort_ceiling_b1024_steps_per_s")
+    ceilings = {row["round"]: row["steps_per_s"] for row in r.get("multi_ceiling", [])}
     bar(
         "multi-stream updates/s ÷ raw ORT at B=1024",
-        _div(best_multi, ceiling),
+        [best_any[k] / ceilings[k] for k in sorted(best_any) if ceilings.get(k)],
         ">=",
         0.4,
-        f"ORT ceiling {ceiling} steps/s, same run",
+        "best row ÷ the ORT ceiling measured in the same round",
     )
     sc = r.get("scaling", {})
     bar(
         "cost after 100k obs ÷ after 10",
-        sc.get("ratio_p50_last_vs_first"),
+        sc.get("ratio_p50_parts", []),
         "<=",
         1.1,
-        "p50 latency, interleaved, one connection",
+        "p50 latency, interleaved on one connection, per slice of the run",
     )
     mem_rows = r.get("memory", {}).get("rows", [])
-    per = mem_rows[-1]["bytes_per_stream"] / 1024 if mem_rows else None
     bar(
         "KB per live stream (sensor model)",
-        per,
+        [mem_rows[-1]["bytes_per_stream"] / 1024] if mem_rows else [],
         "<=",
         2,
-        f"at {mem_rows[-1]['live_streams']:,} streams" if mem_rows else "",
+        f"at {mem_rows[-1]['live_streams']:,} streams (one measurement)" if mem_rows else "",
     )
     return out
 
 
-def _rps(rows: list[dict[str, Any]], concurrency: int) -> float | None:
-    for row in rows:
-        if row.get("concurrency") == concurrency:
-            return float(row["rps"])
-    return None
-
-
-def _div(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
 def render(r: dict[str, Any]) -> str:
+    mach = r["machine"]
     parts = [
-        f"## Benchmark ({r['mode']}) — {r['machine']['cpu']}, {r['machine']['cores']} cores",
+        f"## Benchmark ({r['mode']}) — {mach['cpu']}, {mach['cores']} cores",
+        "",
+        f"Run {mach.get('date', '?')} at commit {mach.get('git', '?')};"
+        f" {r.get('plan', {}).get('rounds', 1)} interleaved rounds.",
         "",
     ]
     for name, rows in r.get("floor", {}).items():
@@ -153,30 +203,30 @@ def render(r: dict[str, Any]) -> str:
         "server",
         "concurrency",
         "rps",
+        "rps_min",
+        "rps_max",
+        "rounds",
         "p50_ms",
         "p99_ms",
-        "requests",
         "errors",
-        "statuses",
         "client_cpu_pct",
         "rows_per_call",
         "us_per_ort_call",
         "ort_share_pct",
     ]
-    side = []
-    for key, label in (
-        ("service_one_obs", "service"),
-        ("trivial", "trivial FastAPI"),
-        ("naive", "naive FastAPI+torch"),
-    ):
-        side += [{"server": label, **row} for row in r.get(key, [])]
+    side = [
+        {**row, "server": SERVERS.get(row["server"], row["server"])} for row in r.get("one_obs", [])
+    ]
     side += [{"server": f"service ({row['model']})", **row} for row in r.get("other_models", [])]
-    parts.append(table("One observation per request (same client, same run)", side, cols))
+    parts.append(
+        table("One observation per request (req/s: median of the rounds, min..max)", side, cols)
+    )
     parts.append(
         table(
-            "Multi-stream requests",
+            "Multi-stream requests (every round)",
             r.get("multi", []),
             [
+                "round",
                 "streams_per_request",
                 "forecast",
                 "concurrency",
@@ -239,7 +289,16 @@ def render(r: dict[str, Any]) -> str:
     )
     parts.append(
         table(
-            "Ratios against the bars", r.get("ratios", []), ["ratio", "value", "bar", "met", "how"]
+            "ORT ceiling at B=1024, per multi-stream round",
+            r.get("multi_ceiling", []),
+            ["round", "steps_per_s"],
+        )
+    )
+    parts.append(
+        table(
+            "Ratios against the bars (value = median of the rounds)",
+            r.get("ratios", []),
+            ["ratio", "value", "min", "max", "rounds", "bar", "met", "how"],
         )
     )
     for note in r.get("notes", []):

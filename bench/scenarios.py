@@ -48,10 +48,14 @@ async def multi(
     concurrency: int,
     duration_s: float,
     detail: str = "full",
+    tag: str = "",
 ) -> dict:
     """Multi-stream requests: `streams` streams per request, one observation each, the
-    answers carrying `detail` of the forecast (full, median, none)."""
-    ids = [[f"m{streams}{detail}-{ci}-{j}" for j in range(streams)] for ci in range(concurrency)]
+    answers carrying `detail` of the forecast (full, median, none). A new `tag` gives new
+    streams (each run starts its streams at seq 0)."""
+    ids = [
+        [f"m{tag}{streams}{detail}-{ci}-{j}" for j in range(streams)] for ci in range(concurrency)
+    ]
     path = f"/v1/models/{model.name}/observations"
     result = await client.run_load(
         HOST,
@@ -86,11 +90,13 @@ async def stateless(
 
 
 async def scaling(
-    server: Server, model: Model, depths: list[int], rounds: int, max_history: int
+    server: Server, model: Model, depths: list[int], rounds: int, max_history: int, parts: int = 3
 ) -> dict:
     """Cost of one observation after `depth` earlier ones. Streams are primed with history
     requests, then measured interleaved (one request to each in turn, one connection) so
-    that machine noise hits every depth alike."""
+    that machine noise hits every depth alike. The ratio (deepest ÷ shallowest p50) is
+    also taken on `parts` consecutive slices of the measured rounds: its median, min and
+    max say how much it moved while the run lasted."""
     streams = {d: f"depth-{d}" for d in depths}
     for d, sid in streams.items():
         done = 0
@@ -121,6 +127,15 @@ async def scaling(
     finally:
         assert conn.transport is not None
         conn.transport.close()
+    first, last = depths[0], depths[-1]
+    part_ratios = [
+        float(np.percentile(b, 50) / np.percentile(a, 50))
+        for a, b in zip(
+            np.array_split(np.asarray(lat[first]), parts),
+            np.array_split(np.asarray(lat[last]), parts),
+            strict=True,
+        )
+    ]
     rows = [
         {
             "earlier_observations": d,
@@ -134,6 +149,7 @@ async def scaling(
     return {
         "rows": rows,
         "ratio_p50_last_vs_first": round(rows[-1]["p50_ms"] / rows[0]["p50_ms"], 3),
+        "ratio_p50_parts": [round(x, 3) for x in part_ratios],
     }
 
 

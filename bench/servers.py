@@ -115,36 +115,29 @@ def _start(
     raise RuntimeError(f"{name} not ready after 120 s; log:\n{log.read_text()}")
 
 
-def start_service(models_dir: Path, log_dir: Path, **settings: str | int) -> Server:
+def _start_app(app: str, log_dir: Path, env: dict[str, str], *extra: str) -> Server:
+    """Every compared server through the one launcher (bench/serve.py)."""
     port = free_port()
+    args = ["-m", "bench.serve", app, "--port", str(port), *extra]
+    ready = "/readyz" if app == "service" else "/healthz"
+    return _start(app, args, env, port, ready, log_dir)
+
+
+def start_service(models_dir: Path, log_dir: Path, **settings: str | int) -> Server:
     env = {
-        "FORECAST_HOST": HOST,
-        "FORECAST_PORT": str(port),
         "FORECAST_MODELS_DIR": str(Path(models_dir).resolve()),
         "FORECAST_SNAPSHOT_PATH": "",  # every run starts empty and leaves nothing behind
         "FORECAST_LOG_LEVEL": "warning",
     }
     env.update({f"FORECAST_{k.upper()}": str(v) for k, v in settings.items()})
-    return _start("service", ["-m", "service"], env, port, "/readyz", log_dir)
+    return _start_app("service", log_dir, env)
 
 
-def start_trivial(log_dir: Path) -> Server:
-    port = free_port()
-    return _start(
-        "trivial", ["-m", "bench.trivial_app", "--port", str(port)], {}, port, "/healthz", log_dir
-    )
+def start_trivial(log_dir: Path, kind: str = "fastapi") -> Server:
+    """kind: "fastapi" (a FastAPI route) or "asgi" (a bare ASGI callable)."""
+    return _start_app(f"trivial-{kind}", log_dir, {})
 
 
 def start_naive(models_dir: Path, log_dir: Path, window: int) -> Server:
-    port = free_port()
-    args = [
-        "-m",
-        "bench.naive_app",
-        "--port",
-        str(port),
-        "--models-dir",
-        str(models_dir),
-        "--window",
-        str(window),
-    ]
-    return _start("naive", args, {}, port, "/healthz", log_dir)
+    extra = ["--models-dir", str(models_dir), "--window", str(window)]
+    return _start_app("naive", log_dir, {}, *extra)

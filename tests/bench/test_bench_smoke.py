@@ -99,29 +99,98 @@ def test_alternatives_answer(models_dir: Path, model: Model, tmp_path: Path) -> 
         assert set(row["statuses"]) == {"200"}
 
 
-def test_report_renders_every_bar() -> None:
-    fake: dict[str, Any] = {
-        "mode": "test",
-        "machine": {"cpu": "x", "cores": 2},
-        "ratio_concurrency": 16,
-        "naive_window": 168,
-        "service_one_obs": [{"concurrency": 16, "rps": 100.0}],
-        "trivial": [{"concurrency": 16, "rps": 100.0}],
-        "naive": [{"concurrency": 16, "rps": 10.0}],
-        "multi": [{"streams_per_request": 1000, "stream_updates_per_s": 200_000.0}],
-        "ort_ceiling_b1024_steps_per_s": 400_000.0,
-        "scaling": {"ratio_p50_last_vs_first": 1.0, "rows": []},
-        "memory": {"rows": [{"live_streams": 10, "bytes_per_stream": 1024.0}]},
+def test_one_run_gives_every_headline_ratio_as_median_of_interleaved_rounds(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole `python -m bench` run on a tiny plan: every compared server is measured in
+    every round, and each ratio row is the median of the per-round ratios with its min
+    and max (recomputed here from the per-round rows)."""
+    import bench.__main__ as bench_main
+
+    monkeypatch.setattr(bench_main, "RESULTS", tmp_path)
+    plan = Plan(
+        "smoke",
+        rounds=3,
+        floor_batches=[1, 8],
+        floor_budget_s=0.01,
+        duration_s=0.15,
+        concurrency=[1, 2],
+        ratio_concurrency=2,
+        multi=[(10, 1, "full"), (10, 1, "none")],
+        ws=[(1, 2)],
+        stateless_concurrency=[1],
+        window=4,
+        depths=[2, 30],
+        scaling_rounds=30,
+        memory_targets=[150],
+    )
+    r = asyncio.run(run(plan, models_dir, tmp_path / "logs"))
+    json.dumps(r)
+    servers = ["service", "trivial_asgi", "trivial_fastapi", "naive"]
+    seen = {(row["round"], row["server"], row["concurrency"]) for row in r["one_obs_rounds"]}
+    assert seen == {(k, s, c) for k in range(3) for s in servers for c in (1, 2)}
+    # The order rotates, so no server is always measured first.
+    firsts = [
+        next(row["server"] for row in r["one_obs_rounds"] if row["round"] == k) for k in range(3)
+    ]
+    assert firsts == servers[:3]
+    rps = {
+        (x["round"], x["server"]): x["rps"] for x in r["one_obs_rounds"] if x["concurrency"] == 2
     }
-    fake["ratios"] = report.ratios(fake)
-    assert [r["met"] for r in fake["ratios"]] == ["yes"] * len(fake["ratios"])
-    assert len(fake["ratios"]) == 7
-    assert "Ratios against the bars" in report.render(fake)
+    by_name = {x["ratio"]: x for x in r["ratios"]}
+    for other, name in (
+        ("trivial_asgi", "service 1-obs req/s ÷ trivial raw ASGI"),
+        ("trivial_fastapi", "service 1-obs req/s ÷ trivial FastAPI"),
+        ("naive", "service 1-obs req/s ÷ naive stateless"),
+    ):
+        per_round = sorted(rps[(k, "service")] / rps[(k, other)] for k in range(3))
+        row = by_name[name]
+        assert row["rounds"] == 3
+        assert (row["min"], row["value"], row["max"]) == tuple(round(v, 3) for v in per_round)
+    ceilings = [x["steps_per_s"] for x in r["multi_ceiling"]]
+    best = [max(m["stream_updates_per_s"] for m in r["multi"] if m["round"] == k) for k in range(3)]
+    ort = by_name["multi-stream updates/s ÷ raw ORT at B=1024"]
+    assert ort["value"] == round(sorted(b / c for b, c in zip(best, ceilings, strict=True))[1], 3)
+    assert len(r["scaling"]["ratio_p50_parts"]) == 3
+    text = report.render(r)
+    assert "trivial raw ASGI" in text and "min" in text and "max" in text
 
 
-def test_quick_plan_is_bounded() -> None:
-    # The plan's shape, not its speed: every scenario the issue names is in it.
-    p = Plan("quick")
-    assert p.floor_batches == [1, 8, 64, 256, 1024, 4096]
-    assert p.concurrency == [1, 16, 64] and p.depths == [10, 1000, 100_000]
-    assert callable(run)
+def test_every_compared_server_gets_the_services_uvicorn_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bench/serve.py's UVICORN is what `python -m service` passes uvicorn at its default
+    settings (captured from service/__main__.py), and every app goes through it."""
+    import service.__main__ as service_main
+    from bench import serve
+
+    captured: list[dict[str, Any]] = []
+    monkeypatch.setattr(service_main, "configure_logging", lambda level: None)
+    monkeypatch.setattr(service_main, "create_app", lambda settings: object())
+    monkeypatch.setattr(service_main.uvicorn, "run", lambda app, **kw: captured.append(kw))
+    monkeypatch.setenv("FORECAST_LOG_LEVEL", "warning")
+    assert service_main.main() == 0
+    (kw,) = captured
+    expected = {k: v for k, v in kw.items() if k not in ("host", "port")}
+    assert expected == serve.UVICORN
+    launched: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kw: launched.append((app, kw)))
+    for name in ("trivial-fastapi", "trivial-asgi"):
+        serve.main([name, "--port", "1"])
+    assert [kw for _, kw in launched] == [{"host": "127.0.0.1", "port": 1, **serve.UVICORN}] * 2
+
+
+def test_raw_asgi_floor_answers_over_http(tmp_path: Path) -> None:
+    async def go() -> tuple[tuple[int, bytes], dict[str, Any]]:
+        from bench import client
+
+        with start_trivial(tmp_path, "asgi") as server:
+            answer = await client.request(HOST, server.port, "POST", "/x", b'{"a": 1}')
+            load = await client.run_load(
+                HOST, server.port, "/x", lambda ci, i: b"{}", 2, 0.2, warmup_s=0.05
+            )
+            return answer, load.summary()
+
+    answer, load = asyncio.run(go())
+    assert answer == (200, b'{"ok":true}')
+    assert load["errors"] == 0 and set(load["statuses"]) == {"200"}
