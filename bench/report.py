@@ -63,7 +63,14 @@ def summarise_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "rounds": rps["rounds"],
             "errors": sum(g["errors"] for g in group),
         }
-        for k in ("p50_ms", "p99_ms", "client_cpu_pct", "rows_per_call", "us_per_ort_call"):
+        for k in (
+            "p50_ms",
+            "p99_ms",
+            "client_cpu_pct",
+            "rows_per_call",
+            "us_per_ort_call",
+            "ort_share_pct",
+        ):
             vals = [g[k] for g in group if k in g]
             if vals:
                 summary[k] = round(spread(vals)["median"], 3)

@@ -148,3 +148,43 @@ def obs_body(seconds: float, values: np.ndarray | list[float], seq: int | None =
     if seq is not None:
         body["seq"] = seq
     return body
+
+
+def median_index(m: dict[str, Any]) -> int:
+    """The quantile closest to 0.5 (docs/artifact.md: the median a gap is filled with)."""
+    return int(np.argmin([abs(q - 0.5) for q in m["quantiles"]]))
+
+
+class RuntimeGate:
+    """Fault injection: the model's ORT calls whose input `holds(x)` wait until the test
+    releases them, so a test decides what is in flight instead of racing the clock.
+    Only calls that run on the model's worker thread may be held (settings
+    inline_max_rows_steps=0, or a history longer than it); `entered` is set when one is."""
+
+    def __init__(self, runtime: Any, holds: Callable[[np.ndarray], bool] = lambda x: True):
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._runtime = runtime
+        self._real = runtime.run
+
+        def gated(x: np.ndarray, state: np.ndarray) -> Any:
+            if holds(x):
+                self.entered.set()
+                if not self.release.wait(30):
+                    raise RuntimeError("the test never released the gate")
+            return self._real(x, state)
+
+        runtime.run = gated
+
+    def restore(self) -> None:
+        self.release.set()
+        self._runtime.run = self._real
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
+    """Poll a condition the test controls (not a duration): fails only if it never holds."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.005)

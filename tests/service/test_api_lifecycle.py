@@ -9,7 +9,18 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from svc_helpers import SENSOR, STOCK, held_out, iso, obs_body
+from svc_helpers import (
+    SENSOR,
+    STOCK,
+    RuntimeGate,
+    design,
+    held_out,
+    manifest,
+    median_index,
+    obs_body,
+    offline_forecast,
+    wait_until,
+)
 
 STREAM = "/v1/models/{model}/streams/{sid}/observations"
 
@@ -108,42 +119,62 @@ def test_not_ready_without_models(tmp_path: Path, serve) -> None:
 
 
 def test_full_queue_is_503_and_changes_nothing(models_dir: Path, serve) -> None:
+    """One call held in ORT (an injected gate), two rows queued behind it (the bound):
+    the next request is refused at once, and the held ones then complete."""
     seconds, values = held_out(models_dir, SENSOR, 2)
-    server = serve(queue_rows=2, max_batch_rows=1)
-    runtime = server.service.models[SENSOR].runtime
-    real_run = runtime.run
+    server = serve(queue_rows=2, max_batch_rows=1, inline_max_rows_steps=0)
+    model = server.service.models[SENSOR]
+    gate = RuntimeGate(model.runtime)
+    body = {"observations": [obs_body(seconds[0], values[0], 0)]}
 
-    def slow_run(x, state):  # fault injection: a slow model
-        time.sleep(0.05)
-        return real_run(x, state)
-
-    runtime.run = slow_run
-
-    async def flood() -> list[httpx.Response]:
+    async def flood() -> tuple[list[httpx.Response], httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
-            return await asyncio.gather(
-                *(
-                    c.post(
-                        STREAM.format(model=SENSOR, sid=f"q{k}"),
-                        json={"observations": [obs_body(seconds[0], values[0], 0)]},
-                    )
-                    for k in range(20)
-                )
-            )
 
-    responses = asyncio.run(flood())
-    full = [r for r in responses if r.status_code == 503]
-    assert full and all(r.json()["error"]["code"] == "queue_full" for r in full)
-    assert all(r.headers["Retry-After"] == "1" for r in full)
-    assert {r.status_code for r in responses} == {200, 503}
-    runtime.run = real_run
+            def post(k: int):
+                return c.post(STREAM.format(model=SENSOR, sid=f"q{k}"), json=body)
+
+            held = [asyncio.ensure_future(post(0))]
+            await asyncio.to_thread(gate.entered.wait, 30)
+            held += [asyncio.ensure_future(post(k)) for k in (1, 2)]
+            await asyncio.to_thread(
+                wait_until, lambda: server.call(lambda: model.batcher.depth) == 2, "2 rows queued"
+            )
+            refused = await post(3)
+            gate.restore()
+            return await asyncio.gather(*held), refused
+
+    held, full = asyncio.run(flood())
+    assert [r.status_code for r in held] == [200, 200, 200]
+    assert full.status_code == 503 and full.json()["error"]["code"] == "queue_full"
+    assert full.headers["Retry-After"] == "1"
     with httpx.Client(base_url=server.url) as c:
-        for k, r in enumerate(responses):
-            want = 200 if r.status_code == 200 else 404
-            assert c.get(f"/v1/models/{SENSOR}/streams/q{k}").status_code == want
+        for k in range(3):
+            assert c.get(f"/v1/models/{SENSOR}/streams/q{k}").json()["count"] == 1
+        assert c.get(f"/v1/models/{SENSOR}/streams/q3").status_code == 404
         text = c.get("/metrics").text
-    line = f'forecast_rejected_total{{model="{SENSOR}",reason="queue_full"}} {float(len(full))}'
-    assert line in text
+    assert f'forecast_rejected_total{{model="{SENSOR}",reason="queue_full"}} 1.0' in text
+
+
+def test_every_slot_busy_is_503_streams_full(models_dir: Path, serve) -> None:
+    """max_streams=1 and that one stream has work in flight (the test holds its stream
+    lock, as a request in flight does): a new stream cannot evict it and gets 503
+    streams_full, changing nothing; once free, the new stream evicts it."""
+    seconds, values = held_out(models_dir, SENSOR, 2)
+    server = serve(max_streams=1)
+    model = server.service.models[SENSOR]
+    with httpx.Client(base_url=server.url) as c:
+        assert _post(c, "busy", [obs_body(seconds[0], values[0], 0)]).status_code == 200
+        assert server.call(lambda: model.locks.try_acquire("busy"))
+        refused = _post(c, "new", [obs_body(seconds[0], values[0], 0)])
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "streams_full"
+        assert refused.headers["Retry-After"] == "1"
+        assert c.get(f"/v1/models/{SENSOR}/streams/busy").json()["count"] == 1
+        assert c.get(f"/v1/models/{SENSOR}/streams/new").status_code == 404
+        text = c.get("/metrics").text
+        server.call(lambda: model.locks.release("busy"))
+        assert _post(c, "new", [obs_body(seconds[0], values[0], 0)]).status_code == 200
+        assert c.get(f"/v1/models/{SENSOR}/streams/busy").status_code == 404
+    assert f'forecast_rejected_total{{model="{SENSOR}",reason="streams_full"}} 1.0' in text
 
 
 def test_inference_error_reaches_its_request_only(models_dir: Path, serve) -> None:
@@ -193,11 +224,25 @@ def test_metrics_present_and_moving(models_dir: Path, serve) -> None:
     assert samples[f'forecast_model_info{{{m},provider="CPUExecutionProvider",version="1"}}'] == 1
     # Every stream scored one step ahead (9 steps had a forecast for them).
     assert samples[f'forecast_live_scored_total{{horizon_step="1",{m}}}'] == 10
-    assert samples[f'forecast_live_abs_error_total{{horizon_step="1",{m}}}'] > 0
+    # ...and the error is the one worked out here: each truth against the median of the
+    # one-step forecast before it (ORT on the graph), the filled period 10 not scored.
+    spec = manifest(models_dir, SENSOR)
+    q, ti = median_index(spec), spec["target_index"]
+    fed_ts, fed = list(seconds[:10]), [list(values[i]) for i in range(10)]
+    want = 0.0
+    for i in range(1, 10):
+        before = offline_forecast(models_dir, SENSOR, design(spec, seconds[:i], values[:i]))
+        want += abs(values[i][ti] - float(before[0, q]))
+    last = offline_forecast(models_dir, SENSOR, design(spec, np.array(fed_ts), np.array(fed)))
+    fed_ts.append(seconds[10])
+    fed.append([float(last[0, q]), values[9][1]])  # the fill of period 10
+    before = offline_forecast(models_dir, SENSOR, design(spec, np.array(fed_ts), np.array(fed)))
+    want += abs(values[11][ti] - float(before[0, q]))
+    got = samples[f'forecast_live_abs_error_total{{horizon_step="1",{m}}}']
+    np.testing.assert_allclose(got, want, rtol=1e-4)
     # Sampled (fraction 1.0 here): later horizon steps are scored too.
     assert samples[f'forecast_live_scored_total{{horizon_step="2",{m}}}'] > 0
     assert f'forecast_offline_mae{{horizon_step="1",{m}}}' in samples
     route = 'route="/v1/models/{model}/streams/{stream_id}/observations"'
     assert samples[f'forecast_http_requests_total{{method="POST",{route},status="200"}}'] == 12
     assert samples[f'forecast_http_request_duration_seconds_count{{method="POST",{route}}}'] == 12
-    assert iso(seconds[0])  # held-out data really has timestamps

@@ -14,12 +14,15 @@ from svc_helpers import (
     SENSOR,
     STOCK,
     LiveServer,
+    RuntimeGate,
     design,
     held_out,
     iso,
     manifest,
+    median_index,
     obs_body,
     offline_forecast,
+    wait_until,
 )
 
 STREAM = "/v1/models/{model}/streams/{sid}/observations"
@@ -146,14 +149,49 @@ def test_concurrent_requests_leave_streams_as_sequential(
             np.testing.assert_allclose(
                 got["forecast"]["values"], want["forecast"]["values"], rtol=1e-5
             )
-        text = c.get("/metrics").text
-    # Batching really happened: fewer ORT calls than requests.
-    line = next(
-        ln
-        for ln in text.splitlines()
-        if ln.startswith('forecast_batch_rows_count{model="tiny-sensor')
-    )
-    assert float(line.split()[-1]) < n_streams * per_stream
+
+
+def _batch_rows(client: httpx.Client) -> tuple[float, float]:
+    """(ORT calls, rows) so far, from the forecast_batch_rows histogram."""
+    found = {}
+    for line in client.get("/metrics").text.splitlines():
+        for part in ("count", "sum"):
+            if line.startswith(f'forecast_batch_rows_{part}{{model="{SENSOR}"}}'):
+                found[part] = float(line.split()[-1])
+    return found["count"], found["sum"]
+
+
+def test_queued_requests_of_many_streams_share_one_ort_call(models_dir: Path, serve) -> None:
+    """While one ORT call is held (an injected gate), ten one-observation requests of ten
+    streams queue up; released, they run as ONE call of ten rows."""
+    seconds, values = held_out(models_dir, SENSOR, 1)
+    server = serve(inline_max_rows_steps=0, max_batch_rows=64)
+    model = server.service.models[SENSOR]
+    gate = RuntimeGate(model.runtime)
+    with httpx.Client(base_url=server.url) as c:
+        calls0, rows0 = _batch_rows(c)
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            body = {"observations": [obs_body(seconds[0], values[0], seq=0)]}
+            first = asyncio.ensure_future(
+                c.post(STREAM.format(model=SENSOR, sid="held"), json=body)
+            )
+            await asyncio.to_thread(gate.entered.wait, 30)
+            rest = [
+                asyncio.ensure_future(c.post(STREAM.format(model=SENSOR, sid=f"b{k}"), json=body))
+                for k in range(10)
+            ]
+            await asyncio.to_thread(
+                wait_until, lambda: server.call(lambda: model.batcher.depth) == 10, "10 queued"
+            )
+            gate.restore()
+            return await asyncio.gather(first, *rest)
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * 11
+    with httpx.Client(base_url=server.url) as c:
+        assert _batch_rows(c) == (calls0 + 2, rows0 + 11)  # one call of 1 row, one of 10
 
 
 def test_concurrent_requests_on_one_stream_apply_in_order_exactly_once(
@@ -200,19 +238,25 @@ def test_gaps_and_missing_values_are_filled_and_reported(
         client, "g", [{"ts": iso(seconds[4]), "seq": 4, "values": [values[4][0], None]}]
     )
     assert missing.status_code == 200 and missing.json()["filled"] == 1
-    # The fill follows the artifact rule: same as sending median / last value ourselves.
-    median_1 = skip["forecast"]["values"][0][1]
-    post_obs(client, "h", [obs_body(seconds[0], values[0], seq=0)])
-    fc = post_obs(client, "h", [obs_body(seconds[0], values[0], seq=0)]).json()["forecast"][
-        "values"
-    ]
-    post_obs(client, "h", [obs_body(seconds[1], [fc[0][1], values[0][1]], seq=1)])
-    # ... carry on by hand through the same gap:
-    s1 = client.get(f"/v1/models/{SENSOR}/streams/h").json()["forecast"]["values"]
-    post_obs(client, "h", [obs_body(seconds[2], [s1[0][1], values[0][1]], seq=2)])
-    by_hand = post_obs(client, "h", [obs_body(seconds[3], values[3], seq=3)]).json()
-    np.testing.assert_allclose(by_hand["forecast"]["values"], skip["forecast"]["values"], rtol=1e-4)
-    assert median_1 == skip["forecast"]["values"][0][1]
+    # The fill follows the artifact rule (docs/artifact.md), worked out here on the graph
+    # itself: each missing period's target is the median of the one-step forecast of
+    # the steps so far, every other input its last observed value; a null value the same.
+    m = manifest(models_dir, SENSOR)
+    q, ti, period = median_index(m), m["target_index"], m["frequency_seconds"]
+    ts = [seconds[0], seconds[0] + period, seconds[0] + 2 * period, seconds[3], seconds[4]]
+    rows = [list(values[0])]
+    for _ in range(2):
+        one_step = offline_forecast(
+            models_dir, SENSOR, design(m, np.array(ts[: len(rows)]), np.array(rows))
+        )
+        rows.append([float(one_step[0, q]), values[0][1]])
+    rows.append(list(values[3]))
+    want = offline_forecast(models_dir, SENSOR, design(m, np.array(ts[:4]), np.array(rows)))
+    np.testing.assert_allclose(skip["forecast"]["values"], want, rtol=1e-4, atol=1e-4)
+    rows.append([values[4][0], values[3][1]])  # the temperature carried forward
+    want = offline_forecast(models_dir, SENSOR, design(m, np.array(ts), np.array(rows)))
+    np.testing.assert_allclose(missing.json()["forecast"]["values"], want, rtol=1e-4, atol=1e-4)
+    assert ti == 0  # the rows above put the target first
     # Past the limit (4 in the test settings): an error, state unchanged...
     before = client.get(f"/v1/models/{SENSOR}/streams/g").json()
     far = seconds[4] + 1800 * 10

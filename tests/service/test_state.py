@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 import tracemalloc
 
 import numpy as np
@@ -46,22 +45,69 @@ def test_put_get_read_and_forget() -> None:
     assert store.seq[slot] == NO_SEQ and len(store) == 0
 
 
-def test_lru_eviction_skips_busy_streams() -> None:
+class Clock:
+    """The store's last-use clock, set by the test: LRU order without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    # The store reads time.monotonic() through its module's `time`; only that module's
+    # view is replaced (a `clock` argument on MemoryStateStore would make this direct).
+    import service.engine.store as state_module
+
+    fake = Clock()
+    monkeypatch.setattr(state_module, "time", fake)
+    return fake
+
+
+def test_lru_eviction_skips_busy_streams(clock: Clock) -> None:
     evicted: list[str] = []
     busy = {"a"}
     store = _store(capacity=3, busy=busy, evicted=evicted)
-    for sid in "abc":
+    for sid in "cab":  # last use: c at 1, a at 2, b at 3
+        clock.now += 1
         _put(store, sid, 1.0)
-        time.sleep(0.001)
+    clock.now += 1
     _put(store, "d", 1.0)
-    assert evicted == ["b"]  # a is older but busy
+    assert evicted == ["c"]  # the least recently used
+    clock.now += 1
+    store.touch(store.lookup("b"))  # b is now fresher than a and d
     busy.discard("a")
-    busy.update("cd")
-    _put(store, "e", 1.0)  # a is the oldest and now free
-    assert evicted == ["b", "a"]
-    busy.update("e")
-    with pytest.raises(QueueFull):
+    busy.add("d")
+    _put(store, "e", 1.0)
+    assert evicted == ["c", "a"]  # a is the oldest free one; d is older than b but busy
+    busy.update("be")
+    with pytest.raises(QueueFull) as info:
         _put(store, "f", 1.0)
+    assert info.value.code == "streams_full"
+    assert sorted(store.index) == ["b", "d", "e"]
+
+
+def test_eviction_frees_the_least_recently_used_one_percent(clock: Clock) -> None:
+    evicted: list[list[str]] = []
+    store = MemoryStateStore(LAYOUT, 300, lambda s: False, evicted.append)
+    order = np.random.default_rng(0).permutation(300)
+    for k in order:  # streams used in a shuffled order: s{k} last used at position of k
+        clock.now += 1
+        _put(store, f"s{k}", 1.0)
+    clock.now += 1
+    _put(store, "new", 1.0)
+    # One eviction pass takes 1% of the capacity (3 of 300), the 3 used longest ago.
+    assert evicted == [[f"s{k}" for k in order[:3]]]
+    assert len(store) == 298
+    for _ in range(2):  # the freed slots serve the next new streams without evicting
+        clock.now += 1
+        _put(store, f"more{_}", 1.0)
+    assert len(evicted) == 1
+    clock.now += 1
+    _put(store, "one-too-many", 1.0)
+    assert evicted[1] == [f"s{k}" for k in order[3:6]]
 
 
 def test_expiry() -> None:

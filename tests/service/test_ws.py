@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
+import socket
+import threading
+import types
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import websockets
-from svc_helpers import SENSOR, LiveServer, held_out, obs_body
+from svc_helpers import SENSOR, LiveServer, RuntimeGate, held_out, obs_body, wait_until
 from websockets.asyncio.client import connect
 
 
@@ -78,18 +82,27 @@ def test_ws_unknown_model_closes_with_error(server: LiveServer) -> None:
     assert code == 1008
 
 
-def test_ws_answers_of_one_stream_keep_order_across_multi_messages(server: LiveServer) -> None:
-    """m0: B with a long history (slow); m1: {A, B} (A free, B queued behind m0);
-    m2: A's next. A's answers must come back m1 then m2, though m1 also waits for B."""
+def test_ws_answers_of_one_stream_keep_order_across_multi_messages(models_dir: Path, serve) -> None:
+    """m0: B with a history whose ORT call the test holds (an injected gate); m1: {A, B};
+    m2: A's next. Only once the server holds m1 queued behind m0 on B and m2 queued
+    behind m1 on A is the gate released: A must answer m1 then m2, B m0 then m1."""
+    server = serve()
+    model = server.service.models[SENSOR]
     t0 = 1401580800  # 2014-06-01T00:00:00Z
-    n = 5000
+    n = 50  # a history: one sequence call (T=50) on the worker thread, where it is held
     history = [
         {"ts": t0 - (n - k) * 1800, "values": [4000.0 + (k % 48) * 10.0, 20.0]} for k in range(n)
     ]
+    gate = RuntimeGate(model.runtime, holds=lambda x: x.shape[1] > 1)
+
+    def waiting(sid: str) -> int:
+        # Requests queued on a stream's FIFO lock behind the one that holds it.
+        return len(model.locks._busy.get(sid) or ())
 
     async def run() -> list[dict]:
         async with connect(f"{server.ws_url}/v1/models/{SENSOR}/stream") as ws:
             await ws.send(json.dumps({"stream_id": "B", "observations": history, "id": "m0"}))
+            await asyncio.to_thread(gate.entered.wait, 30)
             m1 = {
                 "streams": [
                     {"stream_id": "A", "observations": [{"ts": t0, "values": [4000.0, 20.0]}]},
@@ -100,49 +113,153 @@ def test_ws_answers_of_one_stream_keep_order_across_multi_messages(server: LiveS
             await ws.send(json.dumps(m1))
             m2 = {"stream_id": "A", "observations": [{"ts": t0 + 1800, "values": [4001.0, 20.0]}]}
             await ws.send(json.dumps({**m2, "id": "m2"}))
+            await asyncio.to_thread(
+                wait_until,
+                lambda: server.call(lambda: (waiting("A"), waiting("B"))) == (1, 1),
+                "m1 queued behind m0 on B, m2 behind m1 on A",
+            )
+            gate.restore()
             return [json.loads(await ws.recv()) for _ in range(4)]
 
     replies = asyncio.run(run())
     assert all("error" not in r for r in replies), replies
     order_a = [(r["id"], r["ts"]) for r in replies if r["stream_id"] == "A"]
     assert order_a == [("m1", "2014-06-01T00:00:00Z"), ("m2", "2014-06-01T00:30:00Z")]
-    order_b = [r["id"] for r in replies if r["stream_id"] == "B"]
-    assert order_b == ["m0", "m1"]
+    assert [r["id"] for r in replies if r["stream_id"] == "B"] == ["m0", "m1"]
 
 
-def test_ws_outbox_bounds_reading_and_slots_free_after_sending(monkeypatch) -> None:
+def test_ws_message_over_the_size_limit_closes_with_1009(serve) -> None:
+    server = serve(max_body_bytes=2048)
+    ok = {"stream_id": "a", "observations": [{"ts": 1401580800, "values": [4000.0, 20.0]}]}
+    big = {**ok, "pad": "x" * 2100}
+
+    async def run() -> tuple[dict, int | None]:
+        async with connect(f"{server.ws_url}/v1/models/{SENSOR}/stream") as ws:
+            await ws.send(json.dumps(ok))
+            answer = json.loads(await ws.recv())
+            await ws.send(json.dumps(big))
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return answer, ws.close_code
+
+    answer, code = asyncio.run(run())
+    assert answer["seq"] is None and answer["duplicate"] is False
+    assert code == 1009  # message too big: refused before it is read into the app
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get(f"/v1/models/{SENSOR}/streams/a").json()["count"] == 1
+
+
+def test_ws_client_that_stops_reading_stalls_only_itself(
+    monkeypatch: pytest.MonkeyPatch, serve
+) -> None:
+    """A real client on a real socket sends observations and reads nothing. Once its
+    answers fill the socket, the server stops reading that connection (uvicorn's
+    transport paused, the app waiting for the outbox or for in-flight slots) holding at
+    most OUTBOX_MAX + MAX_IN_FLIGHT answers; another connection is served meanwhile;
+    once the client reads, every observation is answered in order, exactly once."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.client import ClientProtocol
+    from websockets.frames import Frame, Opcode
+    from websockets.http11 import Response
+    from websockets.sync.client import connect as sync_connect
+    from websockets.uri import parse_uri
+
     from service.transport import ws as ws_mod
 
-    monkeypatch.setattr(ws_mod, "OUTBOX_MAX", 3)
+    monkeypatch.setattr(ws_mod, "OUTBOX_MAX", 4)
+    monkeypatch.setattr(ws_mod, "MAX_IN_FLIGHT", 16)
+    boxes: list[ws_mod.Outbox] = []
+    gates: list[asyncio.Semaphore] = []
 
-    class FakeSocket:
+    class WatchedOutbox(ws_mod.Outbox):
         def __init__(self) -> None:
-            self.sent: list[str] = []
-            self.release = asyncio.Event()
+            super().__init__()
+            boxes.append(self)
 
-        async def send_text(self, text: str) -> None:
-            await self.release.wait()  # a client that does not read yet
-            self.sent.append(text)
+    class WatchedSemaphore(asyncio.Semaphore):
+        def __init__(self, value: int = 1) -> None:
+            super().__init__(value)
+            gates.append(self)
 
-    async def run() -> None:
-        outbox = ws_mod.Outbox()
-        gate = asyncio.Semaphore(1)
-        await gate.acquire()  # one message in flight
-        sock = FakeSocket()
-        sender = asyncio.ensure_future(ws_mod._send_loop(sock, outbox))  # type: ignore[arg-type]
-        for k in range(3):
-            outbox.put(f"{k}".encode())
-        outbox.done(gate)  # the message's answers are all queued...
-        await asyncio.sleep(0.01)
-        assert not outbox.room.is_set()  # ...the reader must wait: the outbox is full
-        assert gate.locked()  # and the slot stays taken until they are sent
-        sock.release.set()
-        await asyncio.wait_for(gate.acquire(), 2)  # freed by the sender after sending
-        assert sock.sent == ["0", "1", "2"] and outbox.room.is_set()
-        outbox.close()
-        gate2 = asyncio.Semaphore(0)
-        outbox.done(gate2)  # writer gone: slots are freed at once
-        assert not gate2.locked()
-        sender.cancel()
+    # The module's own view of asyncio, with the in-flight gate watched; nothing else.
+    monkeypatch.setattr(
+        ws_mod, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "Semaphore": WatchedSemaphore})
+    )
+    monkeypatch.setattr(ws_mod, "Outbox", WatchedOutbox)
+    server = serve()
+    # Small kernel buffers on both ends (accepted sockets inherit the listener's), so a
+    # few hundred unread answers fill them.
+    server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    url = f"{server.ws_url}/v1/models/{SENSOR}/stream"
+    proto = ClientProtocol(parse_uri(url))
+    proto.send_request(proto.connect())
+    sock.sendall(b"".join(proto.data_to_send()))
+    while not any(isinstance(e, Response) for e in proto.events_received()):
+        proto.receive_data(sock.recv(65536))
+    t0, frames = 1401580800, []
+    for i in range(20_000):
+        obs = {"ts": t0 + 1800 * i, "seq": i, "values": [4000.0 + i % 7, 20.0]}
+        proto.send_text(json.dumps({"stream_id": "bp", "observations": [obs]}).encode())
+        frames.append(b"".join(proto.data_to_send()))
+    stop, sent = threading.Event(), [0]
 
-    asyncio.run(run())
+    def send_all() -> None:
+        for frame in frames:
+            if stop.is_set():
+                return
+            sock.sendall(frame)  # blocks once the server stops reading
+            sent[0] += 1
+
+    def stalled() -> tuple[bool, bool, int, int] | None:
+        """None until nothing on the server can move this connection any more: its
+        writer waits for the socket to drain (which needs the client to read) and its
+        reader waits for outbox room or in-flight slots (which only the writer frees)."""
+        conns = server.server.server_state.connections
+        (conn,) = [c for c in conns if isinstance(c, WebSocketsSansIOProtocol)]
+        box, gate = boxes[0], gates[0]  # the stalled connection's (the first one)
+        if conn.writable.is_set() or not (gate.locked() or not box.room.is_set()):
+            return None
+        answers = sum(1 for data, _ in box.queue._queue if data is not None)  # type: ignore[attr-defined]
+        return conn.read_paused, conn.transport.is_reading(), conn.queue.qsize(), answers
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    seqs: list[int] = []
+    try:
+        wait_until(lambda: server.call(stalled) is not None, "the connection stalls", 60)
+        paused, reading, parsed, held = server.call(stalled)
+        assert paused and not reading  # no more bytes are taken from this client
+        # uvicorn parses what one socket read brought (uvloop reads at most 256 KiB) and
+        # then stops reading until the app has taken all of it.
+        assert parsed * min(len(f) for f in frames) <= 256 * 1024
+        assert held <= ws_mod.OUTBOX_MAX + ws_mod.MAX_IN_FLIGHT  # the app's bound
+        applied = server.call(lambda: server.service.models[SENSOR].store.count.sum())
+        # Another connection is served while this one is stalled.
+        with sync_connect(url) as other:
+            other.send(
+                json.dumps({"stream_id": "x", "observations": [{"ts": t0, "values": [1.0, 2.0]}]})
+            )
+            assert json.loads(other.recv(timeout=30))["stream_id"] == "x"
+        assert server.call(stalled) is not None  # still stalled
+        # Only the messages in flight at the stall (at most MAX_IN_FLIGHT) still applied.
+        now = server.call(lambda: server.service.models[SENSOR].store.count.sum())
+        assert now <= applied + ws_mod.MAX_IN_FLIGHT + 1
+    finally:
+        stop.set()
+        while sender.is_alive() or len(seqs) < sent[0]:
+            readable, _, _ = select.select([sock], [], [], 30)
+            data = sock.recv(65536) if readable else b""
+            assert data, f"answers stopped at {len(seqs)} of {sent[0]}"
+            proto.receive_data(data)
+            for event in proto.events_received():
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    seqs.append(json.loads(event.data)["seq"])
+        sender.join()
+        sock.close()
+    assert seqs == list(range(sent[0])) and sent[0] > applied
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get(f"/v1/models/{SENSOR}/streams/bp").json()["count"] == sent[0]
