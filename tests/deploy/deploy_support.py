@@ -264,6 +264,7 @@ class Traffic:
         self.client = client
         self.model = model
         self.next_index: dict[str, int] = {}
+        self.last: dict[str, dict[str, Any]] = {}  # the last answer of each stream
 
     def _post(self, stream: str, observations: list[dict[str, Any]]) -> httpx.Response:
         return self.client.post(
@@ -277,13 +278,21 @@ class Traffic:
         response = self._post(stream, [sensor_observation(i)])
         assert response.status_code == 200, response.text
         self.next_index[stream] = i + 1
+        self.last[stream] = response.json()
         return response
 
     def retry_last(self, stream: str) -> None:
         """A client retry of the last observation: same answer, no second step."""
         first = self.next_index[stream] - 1
+        status = self.client.get(f"/v1/models/{self.model}/streams/{stream}")
+        assert status.status_code == 200, status.text
         response = self._post(stream, [sensor_observation(first)])
         assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["duplicate"] is True and answer["forecast"] == self.last[stream]["forecast"]
+        assert (answer["seq"], answer["ts"]) == (self.last[stream]["seq"], self.last[stream]["ts"])
+        after = self.client.get(f"/v1/models/{self.model}/streams/{stream}").json()
+        assert after["count"] == status.json()["count"]  # no second step
 
     def errors(self) -> None:
         """One of each client mistake; each must be refused with its status."""

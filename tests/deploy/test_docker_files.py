@@ -4,9 +4,12 @@ the service (its Settings, its routes, its /metrics)."""
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import re
+import shlex
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -15,7 +18,6 @@ import yaml
 from deploy_support import (
     COMPOSE,
     DASHBOARD_JSON,
-    DEPLOY,
     DOCKERFILE,
     DOCKERFILE_TRAIN,
     GRAFANA,
@@ -95,10 +97,49 @@ def test_service_dockerfile_is_slim_torchless_and_non_root() -> None:
     assert "models" in dockerfile_copy_sources(instructions)
 
 
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """.dockerignore semantics: the last pattern matching the path (or a parent of it)
+    decides; '!pattern' re-includes."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern[1:] if negate else pattern
+        pat = pat.rstrip("/")
+        if any(
+            fnmatch.fnmatch(p, pat) or (pat.startswith("**/") and fnmatch.fnmatch(p, pat[3:]))
+            for p in prefixes
+        ):
+            ignored = not negate
+    return ignored
+
+
 def test_default_models_ship_in_the_image() -> None:
-    # The image copies models/: the two default artifacts must be there.
+    """Where the image looks for models (FORECAST_MODELS_DIR) is where COPY puts
+    models/, and the files each default artifact needs pass the .dockerignore and load
+    as artifacts (a COPY of an excluded or broken file would ship a service with none)."""
+    from service.engine.artifacts import load_artifact
+
+    instructions = dockerfile_instructions(DOCKERFILE)
+    workdir = next(a for k, a in instructions if k == "WORKDIR")
+    copies = [shlex.split(a) for k, a in instructions if k == "COPY"]
+    (dest,) = [words[-1] for words in copies if words[:-1] == ["models"]]
+    image_models = str(PurePosixPath(workdir) / dest)
+    assert dockerfile_env(instructions)["FORECAST_MODELS_DIR"] == image_models
+    ignore_file = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore")
+    patterns = [
+        ln.strip() for ln in ignore_file.read_text().splitlines() if ln.strip() and ln[0] != "#"
+    ]
     for name in ("elec-demand", "sp500"):
-        assert (ROOT / "models" / name / "1" / "manifest.json").is_file(), f"models/{name}/1"
+        version_dir = ROOT / "models" / name / "1"
+        manifest = json.loads((version_dir / "manifest.json").read_text())
+        for needed in ("manifest.json", manifest["graph"]["file"]):
+            shipped = f"models/{name}/1/{needed}"
+            assert (ROOT / shipped).is_file() and not _ignored(shipped, patterns), shipped
+        model = load_artifact(version_dir, ["CPUExecutionProvider"], 1)
+        model.runtime.close()
+        assert model.spec.name == name
 
 
 def test_service_dockerfile_env_matches_settings() -> None:
@@ -258,7 +299,6 @@ def test_dashboard_covers_the_issue() -> None:
         "forecast_model_info",
     ):
         assert metric in text, metric
-    assert DEPLOY in DASHBOARD_JSON.parents
 
 
 # --- Against the service itself ------------------------------------------------------

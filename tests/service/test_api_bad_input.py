@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from svc_helpers import SENSOR, STOCK, held_out
+from svc_helpers import SENSOR, STOCK, design, held_out, median_index, offline_forecast
 
 BAD_TS = [
     253402300799,
@@ -88,6 +89,10 @@ def _metric_lines(c: httpx.Client, model: str) -> list[str]:
     return sorted(
         line for line in text.splitlines() if line.startswith(names) and f'"{model}"' in line
     )
+
+
+def _samples(lines: list[str]) -> dict[str, float]:
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines)}
 
 
 def _stock_state(c: httpx.Client, sid: str) -> dict:
@@ -180,10 +185,20 @@ def test_non_finite_model_answer_fails_that_stream_only(own_models: Path, serve)
         assert _stock_state(client, "s") == before
         after = _metric_lines(client, STOCK)
         assert all("nan" not in line.lower() for line in after)
-        # Only t's one-step error was scored.
-        assert [x for x in after if 'horizon_step="1"' in x] != [
-            x for x in metrics if 'horizon_step="1"' in x
-        ]
+        # Only t's one-step error was scored: one more step-1 score, and exactly the
+        # error of t's truth against the median of its forecast from 2018-12-03 (ORT on
+        # the graph here, not the service's answer).
+        spec = json.loads(path.read_text())
+        start = np.array([1543795200.0])  # 2018-12-03T00:00:00Z
+        told = offline_forecast(own_models, STOCK, design(spec, start, np.array([[2600.0]])))
+        step1 = abs(2601.0 - float(told[0, median_index(spec)]))
+        was, now = _samples(metrics), _samples(after)
+        changed = {k for k in now if now[k] != was.get(k)}
+        scored = f'forecast_live_scored_total{{horizon_step="1",model="{STOCK}"}}'
+        error = f'forecast_live_abs_error_total{{horizon_step="1",model="{STOCK}"}}'
+        assert changed == {scored, error}
+        assert now[scored] == was[scored] + 1
+        np.testing.assert_allclose(now[error] - was[error], step1, rtol=1e-4)
 
 
 def test_failed_request_leaves_live_accuracy_untouched(own_models: Path, serve) -> None:

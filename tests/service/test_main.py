@@ -22,26 +22,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_python_m_service(models_dir: Path, tmp_path: Path) -> None:
+def _start(models_dir: Path, snapshot: str, **settings: str) -> tuple[subprocess.Popen, int]:
+    """`python -m service` on a free port; returns once /readyz answers 200."""
     port = _free_port()
     env = {
         **os.environ,
         "FORECAST_PORT": str(port),
         "FORECAST_MODELS_DIR": str(models_dir),
-        "FORECAST_SNAPSHOT_PATH": str(tmp_path / "snap.npz"),
+        "FORECAST_SNAPSHOT_PATH": snapshot,
         "FORECAST_LOG_LEVEL": "warning",
+        **{f"FORECAST_{k.upper()}": v for k, v in settings.items()},
     }
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc, port
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise AssertionError("python -m service did not become ready")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_python_m_service(models_dir: Path, tmp_path: Path) -> None:
+    proc, port = _start(models_dir, str(tmp_path / "snap.npz"))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/models/{SENSOR}/streams/p/observations",
             json={"observations": [{"ts": "2014-12-28T00:00:00", "values": [4000.0, 20.0]}]},
@@ -51,10 +65,30 @@ def test_python_m_service(models_dir: Path, tmp_path: Path) -> None:
         # uvicorn re-raises the signal after its graceful shutdown, hence -SIGTERM.
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert (tmp_path / "snap.npz").stat().st_size > 0
+
+
+def test_forwarded_headers_are_trusted_only_when_proxy_headers_is_on(models_dir: Path) -> None:
+    """Through the real uvicorn that `python -m service` starts: a request from a proxy
+    (127.0.0.1, uvicorn's trusted default) saying X-Forwarded-Proto: https. The scheme
+    the app sees shows in the Location of the router's trailing-slash redirect."""
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    started = [_start(models_dir, ""), _start(models_dir, "", proxy_headers="true")]
+    try:
+        locations = []
+        for _, port in started:
+            r = httpx.get(f"http://127.0.0.1:{port}/v1/models/", headers=headers)
+            assert r.status_code == 307
+            locations.append(r.headers["location"])
+    finally:
+        for proc, _ in started:
+            _stop(proc)
+    (_, off), (_, on) = started
+    assert locations == [
+        f"http://127.0.0.1:{off}/v1/models",  # default: the header is ignored
+        f"https://127.0.0.1:{on}/v1/models",
+    ]
 
 
 def test_invalid_settings_exit_with_a_message(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Settings that only change where or how work runs, never an answer:
-inline_max_rows_steps (small ORT calls inline on the loop) and proxy_headers."""
+inline_max_rows_steps (small ORT calls inline on the loop) and intra_op_threads."""
 
 from __future__ import annotations
 
@@ -97,15 +97,15 @@ def test_inline_and_threaded_services_answer_the_same(models_dir: Path, serve) -
         assert a.post(path, json=history).json() == b.post(path, json=history).json()
 
 
-def test_proxy_headers_setting_reaches_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
-    import service.__main__ as main_module
-
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(main_module, "configure_logging", lambda level: None)
-    monkeypatch.setattr(main_module, "create_app", lambda settings: object())
-    monkeypatch.setattr(main_module.uvicorn, "run", lambda app, **kw: calls.append(kw))
-    monkeypatch.setenv("FORECAST_MODELS_DIR", "/nonexistent")
-    assert main_module.main() == 0
-    monkeypatch.setenv("FORECAST_PROXY_HEADERS", "true")
-    assert main_module.main() == 0
-    assert [c["proxy_headers"] for c in calls] == [False, True]
+def test_intra_op_threads_reach_every_ort_session(
+    models_dir: Path, serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FORECAST_INTRA_OP_THREADS (from the environment, as documented) is the
+    intra_op_num_threads of each model's ORT session; the default is 1."""
+    default = serve()
+    monkeypatch.setenv("FORECAST_INTRA_OP_THREADS", "3")
+    three = serve()
+    for server, want in ((default, 1), (three, 3)):
+        for model in server.service.models.values():
+            options = model.runtime.session.get_session_options()
+            assert options.intra_op_num_threads == want

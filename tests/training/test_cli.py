@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,3 +88,57 @@ def test_a_bad_user_file_is_a_clear_error(tmp_path):
     )
     assert done.returncode == 2
     assert "unparseable time 'x'" in done.stderr
+
+
+def test_configs_lists_every_named_config(capsys):
+    import training.__main__ as cli
+    from training.config import PRESETS
+
+    assert cli.main(["configs"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines() if line.strip()] == list(PRESETS)
+    for name, config in PRESETS.items():
+        assert f"{config.dataset} horizon={config.horizon} mode={config.mode}" in out, name
+
+
+def test_unknown_config_is_a_clear_error(tmp_path):
+    unknown = _cli("train", "--config", "no-such-config", cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert "unknown config 'no-such-config'; known configs:" in unknown.stderr
+    assert "elec-demand" in unknown.stderr and "sp500" in unknown.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was written
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_missing_checkpoint_is_a_clear_error(tmp_path, command):
+    import training.__main__ as cli
+
+    runs, out = tmp_path / "r", tmp_path / "m"
+    with pytest.raises(SystemExit) as exited:  # exit status 1, the message on stderr
+        cli.main([command, "--config", "tiny-sensor", "--runs", str(runs), "--out", str(out)])
+    want = f"no checkpoint {runs}/tiny-sensor.pt: run `python -m training train` first"
+    assert str(exited.value) == want
+    assert not out.exists()
+
+
+def test_ensure_trains_only_the_missing_default_models(tmp_path, monkeypatch, capsys):
+    """`make serve` runs `python -m training ensure --out models`: it builds each default
+    model missing from --out and leaves present ones alone. Run here with the tiny
+    configs standing in for the defaults (the real ones train for ~10 minutes)."""
+    import training.__main__ as cli
+
+    assert cli.DEFAULT_MODELS == ("elec-demand", "sp500")
+    monkeypatch.setattr(cli, "DEFAULT_MODELS", ("tiny-stock", "tiny-sensor"))
+    out = tmp_path / "models"
+    (out / "tiny-sensor" / "1").mkdir(parents=True)  # present: must not be rebuilt
+    assert cli.main(["ensure", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny-stock: missing, training it now" in printed
+    assert f"tiny-sensor: present in {out}/" in printed
+    manifest = json.loads((out / "tiny-stock" / "1" / "manifest.json").read_text())
+    assert manifest["name"] == "tiny-stock" and (out / "tiny-stock" / "1" / "model.onnx").exists()
+    assert list((out / "tiny-sensor" / "1").iterdir()) == []
+    built = (out / "tiny-stock" / "1" / "model.onnx").stat().st_mtime_ns
+    assert cli.main(["ensure", "--out", str(out), "--quiet"]) == 0  # all present: no training
+    assert "missing" not in capsys.readouterr().out
+    assert (out / "tiny-stock" / "1" / "model.onnx").stat().st_mtime_ns == built

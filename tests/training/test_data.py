@@ -84,6 +84,13 @@ def _bad(kind):
         frame["load"] = frame["load"].astype(object)
         frame.loc[9, "load"] = "abc"
         return frame, "non-numeric value 'abc' in column 'load' at row 9"
+    if kind == "missing first row":
+        frame.loc[0, "temp"] = np.nan  # one missing value, but nothing to carry forward
+        return (
+            frame,
+            "column 'temp' has 1 consecutive missing values "
+            "(at most 4 are filled, and never the first row)",
+        )
     if kind == "long gap":
         frame.loc[10:20, "load"] = np.nan
         return frame, "11 consecutive missing values"
@@ -100,6 +107,7 @@ def _bad(kind):
         "too few rows",
         "non-numeric",
         "long gap",
+        "missing first row",
     ],
 )
 def test_bad_files_get_a_clear_error(tmp_path, kind):
