@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from bench import report
+from bench.__main__ import machine
 from bench.servers import HOST, REPO, cpus, start_service
 
 RESULTS = Path(__file__).parent / "results"
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     result = {
+        "machine": machine(),  # the run's date and commit
+        "cadence_s": float(env.get("BENCH_CADENCE_S", "1.0")),
         "users": args.users,
         "spawn_rate": args.spawn_rate,
         "run_time": args.run_time,
