@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from svc_helpers import SENSOR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +99,25 @@ def test_invalid_settings_exit_with_a_message(tmp_path: Path) -> None:
         [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.returncode == 2 and "port" in out.stderr
+
+
+def test_websocket_message_over_max_body_bytes_closes_with_1009(models_dir: Path) -> None:
+    """FORECAST_MAX_BODY_BYTES bounds a WebSocket message too: uvicorn (as started by
+    `python -m service`) closes the connection with 1009 before the app reads it."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    proc, port = _start(models_dir, "", max_body_bytes="2048")
+    ok = {"stream_id": "a", "observations": [{"ts": 1401580800, "values": [4000.0, 20.0]}]}
+    try:
+        with connect(f"ws://127.0.0.1:{port}/v1/models/{SENSOR}/stream") as ws:
+            ws.send(json.dumps(ok))
+            assert json.loads(ws.recv(timeout=30))["stream_id"] == "a"
+            ws.send(json.dumps({**ok, "pad": "x" * 2100}))
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=30)
+            assert ws.protocol.close_code == 1009  # message too big
+        count = httpx.get(f"http://127.0.0.1:{port}/v1/models/{SENSOR}/streams/a").json()["count"]
+        assert count == 1
+    finally:
+        _stop(proc)

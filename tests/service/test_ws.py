@@ -128,27 +128,6 @@ def test_ws_answers_of_one_stream_keep_order_across_multi_messages(models_dir: P
     assert [r["id"] for r in replies if r["stream_id"] == "B"] == ["m0", "m1"]
 
 
-def test_ws_message_over_the_size_limit_closes_with_1009(serve) -> None:
-    server = serve(max_body_bytes=2048)
-    ok = {"stream_id": "a", "observations": [{"ts": 1401580800, "values": [4000.0, 20.0]}]}
-    big = {**ok, "pad": "x" * 2100}
-
-    async def run() -> tuple[dict, int | None]:
-        async with connect(f"{server.ws_url}/v1/models/{SENSOR}/stream") as ws:
-            await ws.send(json.dumps(ok))
-            answer = json.loads(await ws.recv())
-            await ws.send(json.dumps(big))
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.recv()
-            return answer, ws.close_code
-
-    answer, code = asyncio.run(run())
-    assert answer["seq"] is None and answer["duplicate"] is False
-    assert code == 1009  # message too big: refused before it is read into the app
-    with httpx.Client(base_url=server.url) as c:
-        assert c.get(f"/v1/models/{SENSOR}/streams/a").json()["count"] == 1
-
-
 def test_ws_client_that_stops_reading_stalls_only_itself(
     monkeypatch: pytest.MonkeyPatch, serve
 ) -> None:
