@@ -30,8 +30,8 @@ ROWS = (
 
 
 def start(tree: Path, models_dir: Path, log_dir: Path) -> servers.Server:
-    # The server runs from the given checkout: `python -m service` imports the package
-    # from its working directory before the installed one.
+    # The server runs the given checkout's service (bench/serve.py puts its tree first on
+    # sys.path), with the same launcher and uvicorn settings as every bench server.
     servers.REPO = tree
     return servers.start_service(models_dir, log_dir)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import report
 from bench.__main__ import machine
-from bench.servers import HOST, REPO, cpus, start_service
+from bench.servers import BENCH_ROOT, HOST, cpus, start_service
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         ]  # fmt: skip
         proc = subprocess.run(
             cmd,
-            cwd=REPO,
+            cwd=BENCH_ROOT,
             env=env,
             preexec_fn=lambda: os.sched_setaffinity(0, client_cpus),
             check=False,

@@ -10,6 +10,8 @@ FORECAST_* environment) with the service's own `create_app`, not through
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,10 @@ UVICORN: dict[str, Any] = {
 
 
 def _service(args: argparse.Namespace) -> Any:
+    # bench.compare_trees serves another checkout's service: its tree goes first.
+    tree = os.environ.get("BENCH_SERVICE_TREE")
+    if tree:
+        sys.path.insert(0, tree)
     from service.app import configure_logging, create_app
     from service.settings import Settings
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[1]
+# This checkout (the launcher and the other apps run from it) and the checkout whose
+# service is served (bench.compare_trees points REPO at another one).
+BENCH_ROOT = Path(__file__).resolve().parents[1]
+REPO = BENCH_ROOT
 SERVER_CPU = 0
 CLIENT_CPU = 1
 
@@ -92,7 +95,7 @@ def _start(
         proc = subprocess.Popen(
             [sys.executable, *args],
             env=full_env,
-            cwd=REPO,
+            cwd=BENCH_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
             # Before exec, so every thread the server ever starts (ORT's too) inherits it.
@@ -130,6 +133,8 @@ def start_service(models_dir: Path, log_dir: Path, **settings: str | int) -> Ser
         "FORECAST_LOG_LEVEL": "warning",
     }
     env.update({f"FORECAST_{k.upper()}": str(v) for k, v in settings.items()})
+    if REPO != BENCH_ROOT:
+        env["BENCH_SERVICE_TREE"] = str(REPO)
     return _start_app("service", log_dir, env)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import uvicorn
@@ -188,3 +189,10 @@ def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 30.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"never happened: {what}")
         time.sleep(0.005)
+
+
+def queue_depth(server: LiveServer, model: str = SENSOR) -> float:
+    """Rows waiting in the model's batch queue, as /metrics reports them."""
+    text = httpx.get(f"{server.url}/metrics").text
+    line = f'forecast_queue_depth{{model="{model}"}} '
+    return float(next(ln for ln in text.splitlines() if ln.startswith(line)).split()[-1])

@@ -19,6 +19,7 @@ from svc_helpers import (
     median_index,
     obs_body,
     offline_forecast,
+    queue_depth,
     wait_until,
 )
 
@@ -136,9 +137,7 @@ def test_full_queue_is_503_and_changes_nothing(models_dir: Path, serve) -> None:
             held = [asyncio.ensure_future(post(0))]
             await asyncio.to_thread(gate.entered.wait, 30)
             held += [asyncio.ensure_future(post(k)) for k in (1, 2)]
-            await asyncio.to_thread(
-                wait_until, lambda: server.call(lambda: model.batcher.depth) == 2, "2 rows queued"
-            )
+            await asyncio.to_thread(wait_until, lambda: queue_depth(server) == 2, "2 rows queued")
             refused = await post(3)
             gate.restore()
             return await asyncio.gather(*held), refused
@@ -164,7 +163,7 @@ def test_every_slot_busy_is_503_streams_full(models_dir: Path, serve) -> None:
     model = server.service.models[SENSOR]
     with httpx.Client(base_url=server.url) as c:
         assert _post(c, "busy", [obs_body(seconds[0], values[0], 0)]).status_code == 200
-        assert server.call(lambda: model.locks.try_acquire("busy"))
+        assert server.call(lambda: model.locks.enqueue("busy")) is None  # taken at once
         refused = _post(c, "new", [obs_body(seconds[0], values[0], 0)])
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "streams_full"
         assert refused.headers["Retry-After"] == "1"

@@ -22,6 +22,7 @@ from svc_helpers import (
     median_index,
     obs_body,
     offline_forecast,
+    queue_depth,
     wait_until,
 )
 
@@ -182,9 +183,7 @@ def test_queued_requests_of_many_streams_share_one_ort_call(models_dir: Path, se
                 asyncio.ensure_future(c.post(STREAM.format(model=SENSOR, sid=f"b{k}"), json=body))
                 for k in range(10)
             ]
-            await asyncio.to_thread(
-                wait_until, lambda: server.call(lambda: model.batcher.depth) == 10, "10 queued"
-            )
+            await asyncio.to_thread(wait_until, lambda: queue_depth(server) == 10, "10 queued")
             gate.restore()
             return await asyncio.gather(first, *rest)
 
