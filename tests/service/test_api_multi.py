@@ -6,7 +6,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from svc_helpers import SENSOR, STOCK, held_out, iso, obs_body
+from svc_helpers import (
+    SENSOR,
+    STOCK,
+    design,
+    held_out,
+    iso,
+    manifest,
+    median_index,
+    obs_body,
+    offline_forecast,
+)
 
 MANY = f"/v1/models/{SENSOR}/observations"
 
@@ -214,3 +224,41 @@ def test_block_answers_with_several_timestamps_in_each_detail(models_dir: Path, 
                     }
                 else:
                     assert result["forecast"] == status["forecast"]
+
+
+def test_vectorised_lane_scores_each_stream_one_step_ahead(models_dir: Path, serve) -> None:
+    """Streams stepped together in the vectorised lane are each scored against the
+    median of their own one-step forecast, worked out here with ORT on the graph."""
+    seconds, values = held_out(models_dir, SENSOR, 2)
+    server = serve(accuracy_sample_fraction=0.0)
+    m = manifest(models_dir, SENSOR)
+    q, ti = median_index(m), m["target_index"]
+    shifts = [0.0, 50.0, -80.0]
+    want = 0.0
+    with httpx.Client(base_url=server.url) as c:
+        for k, shift in enumerate(shifts):
+            assert _single(c, f"v{k}", [obs_body(seconds[0], values[0] + shift, 0)])["seq"] == 0
+            x = design(m, seconds[:1], values[:1] + shift)
+            want += abs(
+                values[1][ti] + shift - float(offline_forecast(models_dir, SENSOR, x)[0, q])
+            )
+        before = _scored(c)
+        streams = [
+            {"stream_id": f"v{k}", "observations": [obs_body(seconds[1], values[1] + s, 1)]}
+            for k, s in enumerate(shifts)
+        ]
+        results = c.post(MANY, json={"streams": streams}).json()["results"]
+        assert [r["seq"] for r in results] == [1, 1, 1]
+        after = _scored(c)
+    assert after[0] == before[0] + 3
+    np.testing.assert_allclose(after[1] - before[1], want, rtol=1e-4)
+
+
+def _scored(c: httpx.Client) -> tuple[float, float]:
+    """(streams scored, their summed absolute error) at horizon step 1."""
+    found = {}
+    for line in c.get("/metrics").text.splitlines():
+        for name in ("forecast_live_scored_total", "forecast_live_abs_error_total"):
+            if line.startswith(f'{name}{{horizon_step="1",model="{SENSOR}"}}'):
+                found[name] = float(line.split()[-1])
+    return found["forecast_live_scored_total"], found["forecast_live_abs_error_total"]
