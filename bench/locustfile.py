@@ -95,7 +95,7 @@ class Sensor(FastHttpUser):
         name = "/v1/models/[model]/streams/[id]/observations"
         with self.client.post(self.path, name=name, catch_response=True, **_json(body)) as r:
             if r.status_code != 200:
-                r.failure(f"{r.status_code}: {r.text[:200]}")
+                r.failure(f"{r.status_code}: {(r.text or '')[:200]} {r.error or ''}")
             elif not self.posted:
                 self.posted = True
                 _live_streams.append(self.stream_id)
@@ -120,7 +120,7 @@ class BatchProducer(FastHttpUser):
         name = "/v1/models/[model]/observations (100 streams)"
         with self.client.post(self.path, name=name, catch_response=True, **_json(body)) as r:
             if r.status_code != 200:
-                r.failure(f"{r.status_code}: {r.text[:200]}")
+                r.failure(f"{r.status_code}: {(r.text or '')[:200]} {r.error or ''}")
                 return
             bad = [x for x in r.json()["results"] if "error" in x]
             if bad:
