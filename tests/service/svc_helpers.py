@@ -191,8 +191,16 @@ def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 30.0) 
         time.sleep(0.005)
 
 
+def metric_samples(url: str) -> dict[str, float]:
+    """Every sample of the server's /metrics: 'name{labels}' -> value."""
+    text = httpx.get(f"{url}/metrics").text
+    return {
+        key: float(value)
+        for key, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if key and not key.startswith("#")
+    }
+
+
 def queue_depth(server: LiveServer, model: str = SENSOR) -> float:
     """Rows waiting in the model's batch queue, as /metrics reports them."""
-    text = httpx.get(f"{server.url}/metrics").text
-    line = f'forecast_queue_depth{{model="{model}"}} '
-    return float(next(ln for ln in text.splitlines() if ln.startswith(line)).split()[-1])
+    return metric_samples(server.url)[f'forecast_queue_depth{{model="{model}"}}']

@@ -14,6 +14,7 @@ from svc_helpers import (
     iso,
     manifest,
     median_index,
+    metric_samples,
     obs_body,
     offline_forecast,
 )
@@ -256,9 +257,8 @@ def test_vectorised_lane_scores_each_stream_one_step_ahead(models_dir: Path, ser
 
 def _scored(c: httpx.Client) -> tuple[float, float]:
     """(streams scored, their summed absolute error) at horizon step 1."""
-    found = {}
-    for line in c.get("/metrics").text.splitlines():
-        for name in ("forecast_live_scored_total", "forecast_live_abs_error_total"):
-            if line.startswith(f'{name}{{horizon_step="1",model="{SENSOR}"}}'):
-                found[name] = float(line.split()[-1])
-    return found["forecast_live_scored_total"], found["forecast_live_abs_error_total"]
+    samples = metric_samples(str(c.base_url).rstrip("/"))
+    label = f'{{horizon_step="1",model="{SENSOR}"}}'
+    return samples[f"forecast_live_scored_total{label}"], samples[
+        f"forecast_live_abs_error_total{label}"
+    ]

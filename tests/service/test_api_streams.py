@@ -20,6 +20,7 @@ from svc_helpers import (
     iso,
     manifest,
     median_index,
+    metric_samples,
     obs_body,
     offline_forecast,
     queue_depth,
@@ -154,12 +155,9 @@ def test_concurrent_requests_leave_streams_as_sequential(
 
 def _batch_rows(client: httpx.Client) -> tuple[float, float]:
     """(ORT calls, rows) so far, from the forecast_batch_rows histogram."""
-    found = {}
-    for line in client.get("/metrics").text.splitlines():
-        for part in ("count", "sum"):
-            if line.startswith(f'forecast_batch_rows_{part}{{model="{SENSOR}"}}'):
-                found[part] = float(line.split()[-1])
-    return found["count"], found["sum"]
+    samples = metric_samples(str(client.base_url).rstrip("/"))
+    label = f'{{model="{SENSOR}"}}'
+    return samples[f"forecast_batch_rows_count{label}"], samples[f"forecast_batch_rows_sum{label}"]
 
 
 def test_queued_requests_of_many_streams_share_one_ort_call(models_dir: Path, serve) -> None:
