@@ -87,7 +87,6 @@ class ModelStreams:
             loaded.runtime,
             self.store.get_rows,
             spec.n_features,
-            spec.state_size,
             settings.max_batch_rows,
             settings.queue_rows,
             metrics,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from service import artifacts
@@ -31,7 +30,6 @@ class Registry:
         self.models: dict[str, ModelStreams] = {}
         self.found: list[LoadedModel | BrokenModel] = []
         self.ready = False
-        self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
         self.redis: RedisLink | None = None
         if settings.state_backend == "redis":
