@@ -1,9 +1,9 @@
 """The Redis state backend: Redis is the system of record, the memory arena its cache.
 
-A stream is one Redis hash ``fc:{<model>:<stream>}:<version>`` (the hash tag keeps a
-stream on one Cluster shard) with two fields: ``v``, the version token of the last write,
-and ``d``, one packed little-endian record (seq, ts, count, fill streak, then the
-recurrent state, the last forecast kept for retries and the last inputs, as float32).
+A stream is one Redis string ``fc:{<model>:<stream>}:<version>`` (the hash tag keeps a
+stream on one Cluster shard) holding one packed little-endian record: the version token
+of its last write, seq, ts, count, fill streak, then the recurrent state, the last
+forecast (kept to answer retries) and the last inputs (to fill gaps), as float32.
 
 Commits are optimistic: ``put``/``put_rows`` write the cache and stage the stream with
 the version its step started from; ``persist`` then sends every staged stream of a
@@ -31,41 +31,34 @@ from service.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-# KEYS: one per stream. ARGV: record size, ttl ms, packed records, then per stream the
-# expected version ("0": absent) and the new one. Returns 1 (written) or 0 per stream.
+# KEYS: one per stream. ARGV: the record size, the TTL in ms, the packed records (each
+# starts with its new 8-byte version), the versions the steps started from (8 bytes each,
+# all zero: the stream did not exist). A stream is written only if its stored version is
+# still the one its step started from. Returns the 1-based positions NOT written.
 WRITE = """
 local size = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local blob = ARGV[3]
-local out = {}
+local expected = ARGV[4]
+local absent = string.rep('\\0', 8)
+local lost = {}
 for i, key in ipairs(KEYS) do
-  local cur = redis.call('HGET', key, 'v') or '0'
-  if cur == ARGV[2 + 2 * i] then
-    local record = string.sub(blob, (i - 1) * size + 1, i * size)
-    redis.call('HSET', key, 'v', ARGV[3 + 2 * i], 'd', record)
-    redis.call('PEXPIRE', key, ttl)
-    out[i] = 1
+  local cur = redis.call('GETRANGE', key, 0, 7)
+  if cur == '' then cur = absent end
+  if cur == string.sub(expected, i * 8 - 7, i * 8) then
+    redis.call('SET', key, string.sub(blob, (i - 1) * size + 1, i * size), 'PX', ttl)
   else
-    out[i] = 0
+    lost[#lost + 1] = i
   end
 end
-return out
+return lost
 """
 
-# KEYS: streams. Returns [version, record] per stream (nil, nil: absent).
-READ = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HMGET', key, 'v', 'd')
-end
-return out
-"""
-
-# KEYS: streams. Returns each stored version ("0": absent).
+# KEYS: streams. Returns each stored version, 8 bytes ("": absent).
 VERSIONS = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HGET', key, 'v') or '0'
+  out[i] = redis.call('GETRANGE', key, 0, 7)
 end
 return out
 """
@@ -77,6 +70,7 @@ REDIS_FAILURES = (redis_errors.RedisError, OSError)
 def record_dtype(layout: StoreLayout) -> np.dtype:
     return np.dtype(
         [
+            ("version", "<i8"),  # first: the write script compares these 8 bytes
             ("seq", "<i8"),
             ("ts", "<f8"),
             ("count", "<i8"),
@@ -162,7 +156,6 @@ class RedisStateStore(MemoryStateStore):
         self.version = np.zeros(capacity, dtype=np.int64)  # 0: not in Redis
         self._staged: dict[int, int] = {}  # slot -> version its step started from
         self._write = client.register_script(WRITE)
-        self._read = client.register_script(READ)
         self._versions = client.register_script(VERSIONS)
         self._rng = np.random.default_rng()
         self._pending: list[tuple[list[int], asyncio.Future[list[bool]]]] = []
@@ -252,56 +245,58 @@ class RedisStateStore(MemoryStateStore):
                 start += len(part)
 
     async def _persist_now(self, slots: list[int]) -> list[bool]:
+        n = len(slots)
         arr = np.asarray(slots, dtype=np.int64)
-        rec = np.zeros(len(slots), dtype=self.dtype)
+        rec = np.zeros(n, dtype=self.dtype)
+        new = self._rng.integers(1, 2**62, size=n, dtype=np.int64)
+        rec["version"] = new
         rec["seq"], rec["ts"] = self.seq[arr], self.ts[arr]
         rec["count"], rec["streak"] = self.count[arr], self.streak[arr]
         rec["state"], rec["forecast"] = self.state[arr], self.forecasts[arr]
         rec["inputs"] = self.last_inputs[arr]
-        new = self._rng.integers(1, 2**62, size=len(slots), dtype=np.int64)
-        ids = [self.ids[s] for s in slots]
-        args: list[bytes | str | int] = [self.dtype.itemsize, self._ttl_ms, rec.tobytes()]
-        for slot, token in zip(slots, new.tolist(), strict=True):
-            args.append(self._staged.pop(slot, 0))
-            args.append(token)
+        staged = self._staged
+        started = np.fromiter((staged.pop(s, 0) for s in slots), dtype="<i8", count=n)
+        ids = [str(self.ids[s]) for s in slots]
+        args: list[bytes | str | int] = [
+            self.dtype.itemsize, self._ttl_ms, rec.tobytes(), started.tobytes(),
+        ]  # fmt: skip
         try:
-            written = await self._write(keys=[self.key(str(i)) for i in ids], args=args)
+            lost_at = await self._write(keys=[self.key(i) for i in ids], args=args)
         except REDIS_FAILURES as exc:
-            self.drop(str(i) for i in ids if i is not None)  # outcome unknown: read it back
+            self.drop(ids)  # the outcome is unknown: read them back when next used
             raise self.health.failed(exc) from exc
         self.health.ok = True
-        ok = [bool(w) for w in written]
-        lost = [str(sid) for sid, w in zip(ids, ok, strict=True) if not w]
-        for slot, token, w in zip(slots, new.tolist(), ok, strict=True):
-            if w:
-                self.version[slot] = token
-        self.drop(lost)
+        self.version[arr] = new
+        ok = [True] * n
+        for pos in lost_at:
+            ok[int(pos) - 1] = False
+        self.drop(ids[int(pos) - 1] for pos in lost_at)
         return ok
 
     async def load(self, stream_ids: list[str]) -> list[tuple[str, int]]:
-        """Read streams the cache does not hold (one script call); returns (id, slot) of
-        those found (streams Redis does not hold stay absent)."""
+        """Read streams the cache does not hold (one MGET); returns (id, slot) of those
+        found (streams Redis does not hold stay absent)."""
         want = [sid for sid in stream_ids if sid not in self.index]
         if not want:
             return []
         try:
-            found = await self._read(keys=[self.key(sid) for sid in want])
+            found = await self.client.mget([self.key(sid) for sid in want])
         except REDIS_FAILURES as exc:
             raise self.health.failed(exc) from exc
         self.health.ok = True
         slots: list[tuple[str, int]] = []
-        for sid, (token, data) in zip(want, found, strict=True):
-            if token is None or data is None:
+        for sid, data in zip(want, found, strict=True):
+            if data is None:
                 continue
-            if len(data) != self.dtype.itemsize or sid in self.index:
+            if not isinstance(data, bytes) or len(data) != self.dtype.itemsize:
                 log.error("stream %r in Redis has a record of another layout; ignored", sid)
                 continue
-            rec = np.frombuffer(data, dtype=self.dtype)[0]
+            rec = np.frombuffer(bytes(data), dtype=self.dtype)[0]
             slot = super().put(
                 sid, rec["state"], rec["forecast"], rec["inputs"], int(rec["seq"]),
                 float(rec["ts"]), int(rec["count"]), True, int(rec["streak"]),
             )  # fmt: skip
-            self.version[slot] = int(token)
+            self.version[slot] = int(rec["version"])
             slots.append((sid, slot))
         return slots
 
@@ -315,9 +310,10 @@ class RedisStateStore(MemoryStateStore):
             raise self.health.failed(exc) from exc
         self.health.ok = True
         out: list[str] = []
-        for sid, token in zip(stream_ids, stored, strict=True):
+        for sid, raw in zip(stream_ids, stored, strict=True):
+            token = int.from_bytes(raw, "little", signed=True) if raw else 0
             slot = self.index.get(sid)
-            if int(token) != (0 if slot is None else int(self.version[slot])):
+            if token != (0 if slot is None else int(self.version[slot])):
                 out.append(sid)
         return out
 
