@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from service.engine.runtime import Runtime
 from service.errors import (
     InferenceError,
     NonFiniteForecast,
@@ -28,7 +29,6 @@ from service.errors import (
     Unavailable,
 )
 from service.metrics import ModelMetrics
-from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

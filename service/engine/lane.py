@@ -16,10 +16,10 @@ import numpy as np
 
 from service.engine.accuracy import Accuracy
 from service.engine.batcher import Item
+from service.engine.calendar import Calendar
 from service.engine.rows import Rows
 from service.engine.store import NO_SEQ, StateStore
 from service.errors import InferenceError, NonFiniteForecast, ServiceError
-from service.features import Calendar
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.requests import Obs
@@ -142,11 +142,15 @@ class Lane:
             scored_err += float(np.abs(values[:, self.target_index] - previous).sum())
             scored_n += n
             self.store.put_rows(sl, new_state, forecast.reshape(n, -1), values, block.seq[sel], ts)
-            bodies = self.answers.block(
-                [e[1] for e in part], [e[3].seq for e in part], ts, forecast, detail
+            self.answers.block(
+                [e[0] for e in part],
+                [e[1] for e in part],
+                [e[3].seq for e in part],
+                ts,
+                forecast,
+                detail,
+                results,
             )
-            for (i, *_), body in zip(part, bodies, strict=True):
-                results[i] = body
         if scored_n:
             self.metrics.observations.inc(scored_n)
             self.accuracy.score_one_step(scored_err, scored_n)

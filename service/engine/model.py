@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.artifacts import LoadedModel
 from service.engine import many
 from service.engine.accuracy import Accuracy
+from service.engine.artifacts import LoadedModel
 from service.engine.batcher import Batcher
+from service.engine.calendar import Calendar
 from service.engine.lane import Lane
 from service.engine.locks import StreamLocks
 from service.engine.plan import Planner
@@ -24,7 +25,6 @@ from service.engine.rows import Rows
 from service.engine.step import Job, StepSpec, run_jobs
 from service.engine.store import NO_SEQ, MemoryStateStore, StateStore, StoreLayout
 from service.errors import QueueFull, ServiceError, StreamNotFound, Unavailable
-from service.features import Calendar
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.entries import Entry

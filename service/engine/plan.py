@@ -8,13 +8,14 @@ stream applied last, the same answer again. The caller holds the stream's lock.
 from __future__ import annotations
 
 from service.engine.accuracy import Accuracy
+from service.engine.calendar import Calendar
 from service.engine.step import Job, Step, StepSpec
 from service.engine.store import NO_SEQ, StateStore
 from service.errors import GapTooLarge, InvalidInput, OutOfOrder
-from service.features import Calendar, format_ts
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.requests import Obs
+from service.protocol.timestamps import format_ts
 
 
 class Planner:

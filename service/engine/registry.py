@@ -10,9 +10,8 @@ import contextlib
 import logging
 from typing import Any
 
-from service import artifacts
-from service.artifacts import BrokenModel, LoadedModel
-from service.engine import snapshot
+from service.engine import artifacts, snapshot
+from service.engine.artifacts import BrokenModel, LoadedModel
 from service.engine.model import ModelStreams
 from service.engine.redis_store import RedisLink
 from service.engine.store import StateStore

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from svc_helpers import SENSOR
 
-from service.artifacts import LoadedModel, load_artifact
+from service.engine.artifacts import LoadedModel, load_artifact
 from service.engine.batcher import Batcher, Item
 from service.errors import InferenceError, QueueFull, Unavailable
 from service.metrics import Metrics
