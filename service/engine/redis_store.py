@@ -166,36 +166,11 @@ class RedisStateStore(MemoryStateStore):
 
     # -- staging (the cache is written at once; Redis by persist) --------------------
 
-    def put(
-        self,
-        stream_id: str,
-        state: np.ndarray,
-        forecast: np.ndarray,
-        inputs: np.ndarray,
-        seq: int,
-        ts: float,
-        added: int,
-        reset: bool,
-        streak: int = 0,
-    ) -> int:
-        known = self.index.get(stream_id)
-        started = 0 if known is None else int(self.version[known])
-        slot = super().put(stream_id, state, forecast, inputs, seq, ts, added, reset, streak)
-        self._staged[slot] = started
-        return slot
-
-    def put_rows(
-        self,
-        slots: np.ndarray,
-        state: np.ndarray,
-        forecast: np.ndarray,
-        inputs: np.ndarray,
-        seq: np.ndarray,
-        ts: np.ndarray,
-    ) -> None:
-        super().put_rows(slots, state, forecast, inputs, seq, ts)
+    def _written(self, slots: np.ndarray) -> None:
+        # The version each row's step started from (0: a stream new to this cache).
+        staged = self._staged
         for slot, started in zip(slots.tolist(), self.version[slots].tolist(), strict=True):
-            self._staged[slot] = started
+            staged[slot] = started
 
     def _release(self, stream_id: str, slot: int) -> None:
         super()._release(stream_id, slot)
@@ -292,10 +267,11 @@ class RedisStateStore(MemoryStateStore):
                 log.error("stream %r in Redis has a record of another layout; ignored", sid)
                 continue
             rec = np.frombuffer(bytes(data), dtype=self.dtype)[0]
-            slot = super().put(
+            slot = self.put(
                 sid, rec["state"], rec["forecast"], rec["inputs"], int(rec["seq"]),
                 float(rec["ts"]), int(rec["count"]), True, int(rec["streak"]),
             )  # fmt: skip
+            del self._staged[slot]  # read from Redis: nothing to write back
             self.version[slot] = int(rec["version"])
             slots.append((sid, slot))
         return slots

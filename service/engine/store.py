@@ -175,6 +175,8 @@ class MemoryStateStore:
         self.count[slot] = added if reset else self.count[slot] + added
         self.streak[slot] = streak
         self.touched[slot] = time.monotonic()
+        if self.durable:
+            self._written(np.array([slot]))
         return slot
 
     def put_rows(
@@ -195,6 +197,11 @@ class MemoryStateStore:
         self.count[slots] += 1
         self.streak[slots] = 0  # one complete next-period observation each
         self.touched[slots] = time.monotonic()
+        if self.durable:
+            self._written(slots)
+
+    def _written(self, slots: np.ndarray) -> None:
+        """Rows just written by put/put_rows; a durable backend stages them for persist."""
 
     def _allocate(self, stream_id: str) -> int:
         if not self._free:
