@@ -73,7 +73,7 @@ async def observe_many(
     queued: set[int] = set()  # entries answered by later()
     durable = self.store.durable
     try:
-        mine: list[Generic] = []
+        generic: list[Generic] = []
         enqueue = locks.enqueue
         for i, entry in enumerate(entries):
             if isinstance(entry, ServiceError):
@@ -86,22 +86,23 @@ async def observe_many(
                 queued.add(i)
                 continue
             held.append(sid)
-            mine.append((i, sid, obs, reset))
-        if durable and mine:
-            try:
-                await self._load([g[1] for g in mine if lookup(g[1]) is None])
-            except ServiceError as exc:
-                for g in mine:
-                    results[g[0]] = exc
-                mine = []
-        generic: list[Generic] = []
-        for i, sid, obs, reset in mine:
             if not reset and len(obs) == 1 and not obs[0].missing:
                 slot = lookup(sid)
                 if slot is not None:
                     simple.append((i, sid, slot, obs[0]))
                     continue
             generic.append((i, sid, obs, reset))
+        if durable:
+            # Streams this replica does not cache: one read for all (they plan as jobs).
+            misses = [g[1] for g in generic if lookup(g[1]) is None]
+            try:
+                await self._load(misses)
+            except ServiceError as exc:
+                failed = set(misses)
+                for g in generic:
+                    if g[1] in failed:
+                        results[g[0]] = exc
+                generic = [g for g in generic if g[1] not in failed]
         block = self.lane.split(simple, generic) if simple else None
         unwritten: list[Generic] = []  # answered without a write (durable: checked)
         for g in generic:
@@ -152,7 +153,8 @@ async def observe_many(
                 if not isinstance(results[i], ServiceError):
                     staged.append((i, slot, None))
         if durable:
-            requests = {g[0]: g for g in mine}
+            requests = {g[0]: g for g in generic}
+            requests.update((e[0], (e[0], e[1], [e[3]], False)) for e in simple)
             await _settle(self, staged, unwritten, requests, results)
         if on_result is not None:
             # Every entry not queued behind a busy stream is final here, and its

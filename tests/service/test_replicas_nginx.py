@@ -4,6 +4,7 @@ replica or of redis-server mid-traffic loses and duplicates nothing acknowledged
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from nginx_helpers import Nginx
 from proc_helpers import ServiceProcess
 from redis_helpers import RedisServer
 from svc_helpers import SENSOR, LiveServer, held_out, obs_body
+from websockets.sync.client import connect
 
 MANY = f"/v1/models/{SENSOR}/observations"
 
@@ -86,6 +88,13 @@ def test_nginx_keeps_each_stream_on_one_replica_and_spreads_streams(
         ups = {c.post(MANY, json=body, headers={"X-Stream-Key": "producer-7"}).headers["X-Upstream"]
                for _ in range(6)}  # fmt: skip
         assert len(ups) == 1
+    # WebSocket upgrades pass through nginx (routed by X-Stream-Key too).
+    ws_url = cluster.nginx.url.replace("http://", "ws://") + f"/v1/models/{SENSOR}/stream"
+    with connect(ws_url, additional_headers={"X-Stream-Key": "producer-7"}) as ws:
+        ws.send(json.dumps({"stream_id": "ws-a", "id": 1,
+                            "observations": [obs_body(seconds[0], values[0], seq=0)]}))  # fmt: skip
+        answer = json.loads(ws.recv(timeout=30))
+        assert answer["id"] == 1 and answer["seq"] == 0 and "forecast" in answer, answer
 
 
 @dataclass
