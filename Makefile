@@ -36,10 +36,12 @@ train: setup-dev
 	$(BIN)/python -m training all --config elec-demand --out $(MODELS)
 	$(BIN)/python -m training all --config sp500 --out $(MODELS)
 
-# Debian packages the integration tests start themselves (a real Prometheus).
+# Debian packages the integration tests start themselves (Prometheus, Redis, nginx).
 system-deps:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && \
+		command -v redis-server >/dev/null && { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			prometheus redis-server nginx >/dev/null; }
 
 lint: setup-dev
 	$(BIN)/ruff check .

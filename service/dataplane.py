@@ -41,6 +41,8 @@ class DataPlane:
     def ready(self) -> Body:
         if not self.registry.ready:
             raise NotReady("no model is loaded and serving")
+        if not self.registry.backend_ok:
+            raise NotReady("the state backend (Redis) is unavailable")
         return {"status": "ready", "models": sorted(self.registry.models)}
 
     def list_models(self) -> Body:
@@ -76,9 +78,9 @@ class DataPlane:
         result = await model.forecast(obs)
         return {"model": model.name, "version": model.version, **result}
 
-    def status(self, model_name: str, stream_id: str) -> Body:
+    async def status(self, model_name: str, stream_id: str) -> Body:
         model = self.registry.model(model_name)
-        result = model.status(check_stream_id(stream_id, "stream_id"))
+        result = await model.status(check_stream_id(stream_id, "stream_id"))
         return {"model": model.name, "version": model.version, **result}
 
     async def forget(self, model_name: str, stream_id: str) -> Body:

@@ -72,7 +72,16 @@ class Settings(BaseSettings):
 
     snapshot_path: Path | None = Path("state/snapshot.npz")
     """File the stream state is saved to on graceful stop and restored from at start;
-    empty disables snapshots."""
+    empty disables snapshots (memory backend only: with Redis, Redis holds the state)."""
+
+    snapshot_interval_seconds: float = Field(default=10.0, ge=0)
+    """Memory backend: also save the snapshot this often, so a crash (kill -9, OOM)
+    loses at most this window of acknowledged observations. 0 = only on graceful stop."""
+
+    snapshot_start_empty_on_error: bool = False
+    """A snapshot that cannot be read (corrupt, unknown format, rows of another shape)
+    stops the start with an error naming the file. True starts empty instead (the bad
+    file is left in place, and overwritten by the next save)."""
 
     accuracy_sample_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
     """Fraction of streams (by hash of the id) scored at every horizon step; every
@@ -85,10 +94,18 @@ class Settings(BaseSettings):
     """Most observations accepted in one request for one stream."""
 
     state_backend: Literal["memory", "redis"] = "memory"
-    """Where stream state lives; only "memory" is implemented in this version."""
+    """Where stream state lives: "memory" (this process, snapshotted to a file) or
+    "redis" (the system of record shared by replicas; memory is then a cache)."""
 
     redis_url: str | None = None
-    """Redis URL for state_backend=redis (a later issue)."""
+    """Redis URL for state_backend=redis, e.g. redis://redis:6379/0."""
+
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    """Connect and socket timeout of every Redis call: past it the request gets 503 with
+    Retry-After instead of hanging, and readiness goes false until Redis answers."""
+
+    redis_health_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often Redis is pinged for readiness (requests also update it)."""
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the service and uvicorn."""

@@ -8,34 +8,43 @@ changes a stream and a retry of the last applied observation finds it intact.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
+from service.engine import many
 from service.engine.accuracy import Accuracy
 from service.engine.artifacts import LoadedModel
-from service.engine.batcher import Batcher, Item
+from service.engine.batcher import Batcher
 from service.engine.calendar import Calendar
-from service.engine.lane import Generic, Lane, Simple
+from service.engine.lane import Lane
 from service.engine.locks import StreamLocks
 from service.engine.plan import Planner
+from service.engine.redis_store import RedisLink, RedisStateStore
 from service.engine.rows import Rows
 from service.engine.step import Job, StepSpec, run_jobs
 from service.engine.store import NO_SEQ, MemoryStateStore, StateStore, StoreLayout
-from service.errors import InferenceError, QueueFull, ServiceError, StreamNotFound
+from service.errors import QueueFull, ServiceError, StreamNotFound, Unavailable
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.entries import Entry
 from service.protocol.requests import Obs, WireSpec
 from service.settings import Settings
 
+# How often one request reloads and re-plans a stream other replicas keep moving.
+MAX_REPLANS = 8
+
 
 class ModelStreams:
     """All the streams of one served model version."""
 
-    def __init__(self, loaded: LoadedModel, settings: Settings, metrics: ModelMetrics) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        settings: Settings,
+        metrics: ModelMetrics,
+        redis: RedisLink | None = None,
+    ) -> None:
         spec = loaded.spec
         self.spec = spec
         self.name = spec.name
@@ -49,12 +58,17 @@ class ModelStreams:
         calendar = Calendar(spec.frequency, spec.frequency_seconds, spec.horizon)
         self.answers = Answers(calendar.forecast_ts_json, spec.quantiles, spec.median_index)
         self.locks = StreamLocks()
-        self.store: StateStore = MemoryStateStore(
-            StoreLayout(spec.state_size, spec.horizon * len(spec.quantiles), len(spec.inputs)),
-            settings.max_streams,
-            is_busy=self.locks.busy,
-            on_evict=self._on_evict,
-        )
+        layout = StoreLayout(spec.state_size, spec.horizon * len(spec.quantiles), len(spec.inputs))
+        self.store: StateStore
+        if redis is None:
+            self.store = MemoryStateStore(
+                layout, settings.max_streams, self.locks.busy, self._on_evict
+            )
+        else:
+            self.store = RedisStateStore(
+                layout, settings.max_streams, self.locks.busy, self._on_evict, redis.client,
+                spec.name, spec.version, settings.stream_ttl_seconds, redis.health,
+            )  # fmt: skip
         self.accuracy = Accuracy(spec.horizon, settings.accuracy_sample_fraction, metrics)
         # Whether the stream in a slot is sampled for accuracy, so the multi-stream lane
         # can route sampled streams without hashing every id (one byte a stream).
@@ -104,6 +118,11 @@ class ModelStreams:
     # -- commit ----------------------------------------------------------------------
 
     def _commit(self, job: Job) -> Body:
+        slot, answer = self._stage(job)
+        return self._account(job, slot, answer)
+
+    def _stage(self, job: Job) -> tuple[int, Body]:
+        """Write a finished job to the store (staged for persist on a durable backend)."""
         assert job.last is not None and job.state is not None and job.forecast is not None
         assert job.stream_id is not None and job.inputs is not None
         last = job.last
@@ -124,6 +143,11 @@ class ModelStreams:
         except QueueFull:
             self.metrics.streams_full.inc()  # every slot held by a stream in flight
             raise
+        return slot, answer
+
+    def _account(self, job: Job, slot: int, answer: Body) -> Body:
+        """What follows a commit: sampling, live accuracy, metrics."""
+        assert job.stream_id is not None
         if job.reset and self.accuracy.enabled:
             self.sampled[slot] = self.accuracy.sampled(job.stream_id)
         # Live accuracy changes only now that the stream has committed.
@@ -155,6 +179,8 @@ class ModelStreams:
             self.locks.release(stream_id)
 
     async def _observe_held(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
+        if self.store.durable:
+            return await self._observe_durable(stream_id, obs, reset)
         plan = self.planner.plan(stream_id, obs, reset)
         if not isinstance(plan, Job):
             return plan
@@ -163,119 +189,52 @@ class ModelStreams:
             raise plan.error  # nothing was committed: stream, ring and scores as they were
         return self._commit(plan)
 
+    async def _observe_durable(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
+        """The same on a shared backend: plan on the cached copy, and if another replica
+        moved the stream meanwhile (a lost write, or an answer given without a write
+        that the stored version contradicts), reload and plan again."""
+        store = self.store
+        for _ in range(MAX_REPLANS):
+            if store.lookup(stream_id) is None:
+                await self._load([stream_id])
+            try:
+                plan = self.planner.plan(stream_id, obs, reset)
+            except ServiceError:
+                if await store.stale([stream_id]):
+                    store.drop([stream_id])
+                    continue
+                raise
+            if not isinstance(plan, Job):
+                if await store.stale([stream_id]):
+                    store.drop([stream_id])
+                    continue
+                return plan
+            await run_jobs(self.batcher, [plan])
+            if plan.error is not None:
+                raise plan.error
+            slot, answer = self._stage(plan)
+            if (await store.persist([slot]))[0]:
+                return self._account(plan, slot, answer)
+        raise Unavailable(
+            f"stream_id: {stream_id!r} is being changed elsewhere at the same time; retry",
+            code="stream_contended",
+        )
+
+    async def _load(self, stream_ids: list[str]) -> None:
+        """Read streams this replica does not cache from the shared backend."""
+        for sid, slot in await self.store.load(stream_ids):
+            if self.accuracy.enabled:
+                self.sampled[slot] = self.accuracy.sampled(sid)
+        self.metrics.live_streams.set(len(self.store))
+
     async def observe_many(
         self,
         entries: list[Entry | ServiceError],
         detail: str = "full",
         on_result: Callable[[int, Body | ServiceError], None] | None = None,
     ) -> list[Body | ServiceError]:
-        """Many streams in one go.
-
-        Free streams whose request is one complete next-period observation take the
-        vectorised lane (one block item, arrays in and out, no per-stream Job). Every
-        other free stream gets a Job, and all jobs share batcher rounds. Busy streams
-        queue on their lock (joined now, so arrival order holds) and follow.
-
-        ``on_result(i, result)``, if given, is called once per entry as soon as its
-        result is final and BEFORE its stream's lock is released, so a caller that
-        sends answers from it (the WebSocket) sends one stream's answers in order.
-        """
-        results: list[Body | ServiceError | None] = [None] * len(entries)
-        jobs: list[tuple[int, Job]] = []
-        simple: list[Simple] = []
-        waiters: list[asyncio.Future[None]] = []
-        held: list[str] = []
-        locks = self.locks
-        lookup = self.store.lookup
-
-        async def later(i: int, sid: str, obs: list[Obs], reset: bool, turn: Any) -> None:
-            try:
-                await locks.wait(sid, turn)
-            except ServiceError as exc:
-                results[i] = exc
-                if on_result is not None:
-                    on_result(i, exc)
-                return
-            try:
-                results[i] = await self._observe_held(sid, obs, reset)
-            except ServiceError as exc:
-                results[i] = exc
-            finally:
-                result = results[i]
-                if on_result is not None and result is not None:
-                    on_result(i, result)  # before the release: the next turn answers after
-                locks.release(sid)
-
-        queued: set[int] = set()  # entries answered by later()
-        try:
-            generic: list[Generic] = []
-            enqueue = locks.enqueue
-            for i, entry in enumerate(entries):
-                if isinstance(entry, ServiceError):
-                    results[i] = entry
-                    continue
-                sid, obs, reset = entry
-                turn = enqueue(sid)
-                if turn is not None:
-                    waiters.append(asyncio.ensure_future(later(i, sid, obs, reset, turn)))
-                    queued.add(i)
-                    continue
-                held.append(sid)
-                if not reset and len(obs) == 1 and not obs[0].missing:
-                    slot = lookup(sid)
-                    if slot is not None:
-                        simple.append((i, sid, slot, obs[0]))
-                        continue
-                generic.append((i, sid, obs, reset))
-            block = self.lane.split(simple, generic) if simple else None
-            for i, sid, obs, reset in generic:
-                try:
-                    plan = self.planner.plan(sid, obs, reset)
-                except ServiceError as exc:
-                    results[i] = exc
-                    continue
-                if isinstance(plan, Job):
-                    jobs.append((i, plan))
-                else:
-                    results[i] = plan
-            block_items: list[Item] = []
-            block_done: asyncio.Future[None] | None = None
-            if block is not None:
-                block_items = self.lane.items(block, self.batcher.max_rows)
-                try:
-                    block_done = self.batcher.submit(block_items)
-                except ServiceError as exc:
-                    for i, *_ in block.entries:
-                        results[i] = exc
-                    block = None
-            if jobs:
-                await run_jobs(self.batcher, [job for _, job in jobs])
-                for i, job in jobs:
-                    if job.error is not None:
-                        err = job.error
-                        results[i] = err if isinstance(err, ServiceError) else InferenceError(
-                            str(err)
-                        )  # fmt: skip
-                        continue
-                    try:
-                        results[i] = self._commit(job)
-                    except ServiceError as exc:
-                        results[i] = exc
-            if block is not None and block_done is not None:
-                await block_done
-                self.lane.commit(block, block_items, results, detail)
-            if on_result is not None:
-                # Every entry not queued behind a busy stream is final here, and its
-                # stream's lock is still held: answer before anyone else can step it.
-                for i, result in enumerate(results):
-                    if result is not None and i not in queued:
-                        on_result(i, result)
-        finally:
-            # Release before waiting: a waiter may be queued on a stream we hold.
-            locks.release_many(held)
-        if waiters:
-            await asyncio.gather(*waiters)
-        return results  # type: ignore[return-value]
+        """Many streams in one go (engine/many.py)."""
+        return await many.observe_many(self, entries, detail, on_result)
 
     async def forecast(self, obs: list[Obs]) -> Body:
         """Stateless: run a history from zero state; touches no stream."""
@@ -286,8 +245,18 @@ class ModelStreams:
         assert job.last is not None and job.forecast is not None
         return self.answers.stateless(job.last.ts, job.filled, job.forecast)
 
-    def status(self, stream_id: str) -> Body:
-        slot = self.store.lookup(stream_id)
+    async def status(self, stream_id: str) -> Body:
+        store = self.store
+        if store.durable:  # read the record, not this replica's cache
+            await self.locks.acquire(stream_id)
+            try:
+                if await store.stale([stream_id]):
+                    store.drop([stream_id])
+                if store.lookup(stream_id) is None:
+                    await self._load([stream_id])
+            finally:
+                self.locks.release(stream_id)
+        slot = store.lookup(stream_id)
         if slot is None:
             raise StreamNotFound(f"stream_id: no live stream {stream_id!r} in model {self.name!r}")
         return self.planner.stored(stream_id, slot, duplicate=False)
@@ -295,7 +264,7 @@ class ModelStreams:
     async def forget(self, stream_id: str) -> None:
         await self.locks.acquire(stream_id)
         try:
-            if not self.store.forget(stream_id):
+            if not await self.store.delete(stream_id):
                 raise StreamNotFound(
                     f"stream_id: no live stream {stream_id!r} in model {self.name!r}"
                 )

@@ -13,6 +13,7 @@ from typing import Any
 from service.engine import artifacts, snapshot
 from service.engine.artifacts import BrokenModel, LoadedModel
 from service.engine.model import ModelStreams
+from service.engine.redis_store import RedisLink
 from service.engine.store import StateStore
 from service.errors import ModelNotFound, ModelUnavailable, NotReady
 from service.metrics import Metrics
@@ -28,66 +29,117 @@ class Registry:
         self.models: dict[str, ModelStreams] = {}
         self.found: list[LoadedModel | BrokenModel] = []
         self.ready = False
-        self._expiry: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.redis: RedisLink | None = None
+        if settings.state_backend == "redis":
+            assert settings.redis_url is not None  # the settings validated it
+            self.redis = RedisLink.from_url(settings.redis_url, settings.redis_timeout_seconds)
+
+    @property
+    def backend_ok(self) -> bool:
+        """Readiness of the state backend (always true for memory)."""
+        return self.redis is None or self.redis.health.ok
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
-        if s.state_backend != "memory":
-            raise RuntimeError(
-                f"state_backend={s.state_backend!r} is not implemented yet; use 'memory'"
-            )
         serving, self.found = await asyncio.to_thread(
             artifacts.discover, s.models_dir, s.providers, s.intra_op_threads
         )
         for name, loaded in serving.items():
             spec = loaded.spec
             model_metrics = self.metrics.for_model(name, spec.horizon)
-            self.models[name] = ModelStreams(loaded, s, model_metrics)
+            self.models[name] = ModelStreams(loaded, s, model_metrics, self.redis)
             self.metrics.model_info.labels(name, spec.version, loaded.runtime.provider).set(1)
             for k, mae in enumerate(spec.mae_by_horizon, start=1):
                 self.metrics.offline_mae.labels(name, str(k)).set(mae)
             model_metrics.live_streams.set(0)
-        if s.snapshot_path is not None:
-            try:
-                restored = snapshot.restore(s.snapshot_path, self._stores())
-            except Exception:
-                log.exception("could not restore snapshot %s; starting empty", s.snapshot_path)
-            else:
-                for model in self.models.values():
-                    if model.key in restored:
-                        model.after_restore()
-                if restored:
-                    log.info("restored %d streams from %s", sum(restored.values()), s.snapshot_path)
+        if self._snapshots:
+            self._restore()
         for model in self.models.values():
             model.batcher.start()
-        self._expiry = asyncio.get_running_loop().create_task(self._expire_loop())
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._expire_loop()))
+        if self._snapshots and s.snapshot_interval_seconds > 0:
+            self._tasks.append(loop.create_task(self._snapshot_loop()))
+        if self.redis is not None:
+            self._tasks.append(loop.create_task(self._health_loop()))
         self.ready = bool(self.models)
         if not self.models:
             log.error("no model could be loaded from %s", s.models_dir)
 
     async def stop(self) -> None:
         self.ready = False
-        if self._expiry is not None:
-            self._expiry.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry
+                await task
         for model in self.models.values():
             await model.batcher.stop()
-        path = self.settings.snapshot_path
-        if path is not None and self.models:
-            try:
-                n = snapshot.save(path, self._stores())
-                log.info("saved %d streams to %s", n, path)
-            except Exception:
-                log.exception("could not save the snapshot to %s", path)
+        if self._snapshots and self.models:
+            self._save()
+        if self.redis is not None:
+            await self.redis.client.aclose()
         for item in self.found:
             if isinstance(item, LoadedModel):
                 item.runtime.close()
 
     def _stores(self) -> dict[str, StateStore]:
         return {model.key: model.store for model in self.models.values()}
+
+    # -- the memory backend's snapshot ------------------------------------------------
+
+    @property
+    def _snapshots(self) -> bool:
+        # With Redis, Redis holds the state: a file would only go stale.
+        return self.settings.snapshot_path is not None and self.redis is None
+
+    def _restore(self) -> None:
+        path = self.settings.snapshot_path
+        assert path is not None
+        try:
+            restored = snapshot.restore(path, self._stores())
+        except snapshot.SnapshotError as exc:
+            if not self.settings.snapshot_start_empty_on_error:
+                raise
+            log.error("%s; starting empty (FORECAST_SNAPSHOT_START_EMPTY_ON_ERROR)", exc)
+            for model in self.models.values():
+                model.store.drop([sid for sid, _ in model.store.streams()])
+            return
+        for model in self.models.values():
+            if model.key in restored:
+                model.after_restore()
+        if restored:
+            log.info("restored %d streams from %s", sum(restored.values()), path)
+
+    def _save(self) -> None:
+        path = self.settings.snapshot_path
+        assert path is not None
+        try:
+            n = snapshot.save(path, self._stores())
+            log.info("saved %d streams to %s", n, path)
+        except Exception:
+            log.exception("could not save the snapshot to %s", path)
+
+    async def _snapshot_loop(self) -> None:
+        """Save every interval: copy the rows on the loop (a consistent cut: every
+        acknowledged step is in it or after it), write the file off the loop."""
+        path = self.settings.snapshot_path
+        assert path is not None
+        while True:
+            await asyncio.sleep(self.settings.snapshot_interval_seconds)
+            try:
+                arrays = snapshot.collect(self._stores())
+                await asyncio.to_thread(snapshot.write, path, arrays)
+            except Exception:
+                log.exception("periodic snapshot to %s failed", path)
+
+    async def _health_loop(self) -> None:
+        assert self.redis is not None
+        while True:
+            await self.redis.ping()
+            await asyncio.sleep(self.settings.redis_health_interval_seconds)
 
     async def _expire_loop(self) -> None:
         ttl = self.settings.stream_ttl_seconds

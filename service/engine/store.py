@@ -11,7 +11,7 @@ np.zeros is lazily backed by the OS, so an unused capacity costs no resident mem
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,9 +33,16 @@ class StateStore(Protocol):
     """Everything the engine reads or writes of a stream goes through this (the scalar
     path, the vectorised lane, the batcher and the snapshot alike), so a second backend
     serves all of them. Streams are addressed by slot, a small int a backend hands out
-    for a stream it holds (for a shared backend: its local cache row)."""
+    for a stream it holds (for a shared backend: its local cache row).
+
+    ``put``/``put_rows`` write the local rows. A ``durable`` backend also stages them,
+    and the caller must await ``persist`` before it answers; its local rows are a cache,
+    so the caller ``load``s streams it does not hold and checks answers it gives without
+    a write (a retry, a refusal) against ``stale``. The memory backend is not durable:
+    its rows are the record, and the engine skips those awaits altogether."""
 
     layout: StoreLayout
+    durable: bool
 
     def __len__(self) -> int: ...
     def lookup(self, stream_id: str) -> int | None: ...
@@ -73,9 +80,16 @@ class StateStore(Protocol):
     def expire(self, max_idle: float) -> list[str]: ...
     def snapshot(self) -> dict[str, np.ndarray]: ...
     def restore(self, arrays: dict[str, np.ndarray]) -> int: ...
+    def drop(self, stream_ids: Iterable[str]) -> None: ...
+    async def persist(self, slots: list[int]) -> list[bool]: ...
+    async def load(self, stream_ids: list[str]) -> list[tuple[str, int]]: ...
+    async def stale(self, stream_ids: list[str]) -> list[str]: ...
+    async def delete(self, stream_id: str) -> bool: ...
 
 
 class MemoryStateStore:
+    durable = False
+
     def __init__(
         self,
         layout: StoreLayout,
@@ -161,6 +175,8 @@ class MemoryStateStore:
         self.count[slot] = added if reset else self.count[slot] + added
         self.streak[slot] = streak
         self.touched[slot] = time.monotonic()
+        if self.durable:
+            self._written(np.array([slot]))
         return slot
 
     def put_rows(
@@ -181,6 +197,11 @@ class MemoryStateStore:
         self.count[slots] += 1
         self.streak[slots] = 0  # one complete next-period observation each
         self.touched[slots] = time.monotonic()
+        if self.durable:
+            self._written(slots)
+
+    def _written(self, slots: np.ndarray) -> None:
+        """Rows just written by put/put_rows; a durable backend stages them for persist."""
 
     def _allocate(self, stream_id: str) -> int:
         if not self._free:
@@ -235,6 +256,24 @@ class MemoryStateStore:
             self._release(stream_id, int(slot))
             expired.append(stream_id)
         return expired
+
+    # The memory backend is its own record: nothing to load, persist or check.
+
+    def drop(self, stream_ids: Iterable[str]) -> None:
+        for sid in stream_ids:
+            self.forget(sid)
+
+    async def persist(self, slots: list[int]) -> list[bool]:
+        return [True] * len(slots)
+
+    async def load(self, stream_ids: list[str]) -> list[tuple[str, int]]:
+        return []
+
+    async def stale(self, stream_ids: list[str]) -> list[str]:
+        return []
+
+    async def delete(self, stream_id: str) -> bool:
+        return self.forget(stream_id)
 
     def snapshot(self) -> dict[str, np.ndarray]:
         slots = np.fromiter(self.index.values(), dtype=np.int64, count=len(self.index))

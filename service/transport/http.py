@@ -65,7 +65,7 @@ def add_routes(app: FastAPI, dataplane: DataPlane, openapi_document: dict[str, A
 
     async def status(request: Request) -> Response:
         p = request.path_params
-        return json_response(dataplane.status(p["model"], p["stream_id"]))
+        return json_response(await dataplane.status(p["model"], p["stream_id"]))
 
     async def forget(request: Request) -> Response:
         p = request.path_params

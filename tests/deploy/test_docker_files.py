@@ -175,11 +175,35 @@ def test_train_dockerfile_installs_the_train_extra() -> None:
 # --- docker-compose.yml --------------------------------------------------------------
 
 
+REPLICAS = ("forecast-1", "forecast-2")
+NGINX_CONF = DEPLOY / "nginx" / "forecast.conf"
+
+
 def test_compose_has_the_stack() -> None:
     services = _compose()["services"]
-    assert set(services) == {"forecast", "redis", "prometheus", "grafana"}
-    build = services["forecast"]["build"]
-    assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+    assert set(services) == {*REPLICAS, "nginx", "redis", "prometheus", "grafana"}
+    for name in REPLICAS:
+        build = services[name]["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+
+
+def test_compose_nginx_fronts_both_replicas_with_the_deployed_config() -> None:
+    compose = _compose()
+    nginx = compose["services"]["nginx"]
+    assert "./deploy/nginx/forecast.conf:/etc/nginx/conf.d/default.conf:ro" in nginx["volumes"]
+    conf = NGINX_CONF.read_text()
+    port = compose["services"][REPLICAS[0]]["environment"]["FORECAST_PORT"]
+    upstreams = re.findall(r"^\s*server ([\w.-]+:\d+)[^;{]*;", conf, flags=re.M)
+    assert upstreams == [f"{name}:{port}" for name in REPLICAS]
+    assert re.search(r"hash \$forecast_stream_key consistent;", conf)
+    assert [_container_port(p) for p in nginx["ports"]] == [int(port)]
+    assert re.search(rf"listen {port};", conf)
+
+
+def test_compose_redis_keeps_an_append_only_file() -> None:
+    command = _compose()["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"
 
 
 def test_compose_mounts_exist() -> None:
@@ -190,16 +214,16 @@ def test_compose_mounts_exist() -> None:
                 assert (COMPOSE.parent / source).exists(), f"{name} mounts missing {source}"
 
 
-def test_compose_service_env_matches_settings() -> None:
-    forecast = _compose()["services"]["forecast"]
+@pytest.mark.parametrize("name", REPLICAS)
+def test_compose_service_env_matches_settings(name: str) -> None:
+    forecast = _compose()["services"][name]
     env = {k: str(v) for k, v in forecast["environment"].items()}
     unknown = {k for k in env if k.startswith(ENV_PREFIX)} - _settings_env_names()
     assert not unknown, f"not Settings fields: {unknown}"
     settings = Settings(**{k[len(ENV_PREFIX) :].lower(): v for k, v in env.items()})
-    # Redis is wired up, but the memory backend stays until the Redis issue lands.
-    assert settings.state_backend == "memory"
+    assert settings.state_backend == "redis" and settings.snapshot_path is None
     assert settings.redis_url == "redis://redis:6379/0"
-    assert [_container_port(p) for p in forecast["ports"]] == [settings.port]
+    assert "ports" not in forecast  # reached through nginx only
     # The image's defaults agree with the compose file.
     image_env = dockerfile_env(dockerfile_instructions(DOCKERFILE))
     for key in ("FORECAST_HOST", "FORECAST_PORT", "FORECAST_MODELS_DIR"):
@@ -223,10 +247,10 @@ def test_prometheus_scrapes_the_service_metrics_path_and_port() -> None:
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "forecast"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     port = Settings(
-        **{"port": compose["services"]["forecast"]["environment"]["FORECAST_PORT"]}
+        **{"port": compose["services"][REPLICAS[0]]["environment"]["FORECAST_PORT"]}
     ).port
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
-    assert targets == [f"forecast:{port}"]
+    assert targets == [f"{name}:{port}" for name in REPLICAS]  # each replica, not nginx
     mounts = compose["services"]["prometheus"]["volumes"]
     assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
     for rule_file in config["rule_files"]:

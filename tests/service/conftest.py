@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis_helpers import RedisServer
 from svc_helpers import LiveServer, make_settings
 
 
@@ -55,3 +56,13 @@ def server(serve: Callable[..., LiveServer]) -> LiveServer:
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free port, stopped by pid after the test."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    if server.proc is not None:
+        server.resume()  # a paused server would not stop
+        server.stop()
