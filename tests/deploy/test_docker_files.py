@@ -18,6 +18,7 @@ import yaml
 from deploy_support import (
     COMPOSE,
     DASHBOARD_JSON,
+    DEPLOY,
     DOCKERFILE,
     DOCKERFILE_TRAIN,
     GRAFANA,
