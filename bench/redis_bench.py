@@ -7,6 +7,12 @@ observation per request unloaded (1 connection) and at 16 connections, and multi
 requests (1000 streams each, 4 connections). Prints each figure as the median of the
 rounds with min..max, and the Redis/memory ratio of the medians. The service is pinned
 to one core, the client and redis-server share the other.
+
+Then, also interleaved, one replica (pinned to its core, clients straight to it)
+against two replicas behind nginx (deploy/nginx/forecast.conf), all on the Redis
+backend. Two cores only: the two replicas, nginx, redis-server and the client all share
+them, so the second table says what the client and the sharing leave, not what a
+second machine would add (docs/operations.md has that arithmetic).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
+from bench.nginx import Nginx
 from bench.payloads import Model, find_models
 from bench.report import table
 from bench.servers import HOST, cpus, free_port, pin_self_to_client_core, start_service
@@ -57,6 +64,7 @@ FIGURES: list[tuple[str, Scenario]] = [
 class Redis:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", HOST, "--dir", str(workdir),
@@ -84,9 +92,60 @@ class Redis:
         self.proc.wait(timeout=20)
 
 
+def _unpin(pid: int) -> None:
+    """Let every thread of a replica run on any core (start_service pins them to one)."""
+    every = set(os.sched_getaffinity(0)) | cpus()[0] | cpus()[1]
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), every)
+
+
+class _Front:
+    """What the scenarios need of a server: its port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+
+async def run_replicas(
+    models_dir: Path, rounds: int, duration: float, log_dir: Path
+) -> dict[str, dict[str, list[float]]]:
+    model = next(m for m in find_models(models_dir) if not m.business_days)
+    redis = Redis(log_dir / "redis-replicas")
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    results: dict[str, dict[str, list[float]]] = {"1 replica": {}, "2 replicas + nginx": {}}
+    try:
+        for r in range(rounds):
+            order = list(results) if r % 2 == 0 else list(reversed(results))
+            for setup in order:
+                backend: dict[str, str | int] = {"state_backend": "redis", "redis_url": redis.url}
+                replicas = [start_service(models_dir, log_dir, **backend)]
+                nginx = None
+                try:
+                    front: Any = replicas[0]
+                    if setup != "1 replica":
+                        replicas.append(start_service(models_dir, log_dir, **backend))
+                        for rep in replicas:
+                            _unpin(rep.pid)
+                        ports = [rep.port for rep in replicas]
+                        nginx = Nginx(nginx_bin, log_dir / f"nginx-{r}", ports).start()
+                        front = _Front(nginx.port)
+                    for name, scenario in FIGURES[1:]:
+                        value = await scenario(front, model, f"rep{len(replicas)}-r{r}", duration)
+                        results[setup].setdefault(name, []).append(value)
+                        print(f"round {r} {setup} {name}: {value:,.3f}", flush=True)
+                finally:
+                    if nginx is not None:
+                        nginx.stop()
+                    for rep in replicas:
+                        rep.stop()
+    finally:
+        redis.stop()
+    return results
+
+
 async def run(models_dir: Path, rounds: int, duration: float, log_dir: Path) -> dict[str, Any]:
     model = next(m for m in find_models(models_dir) if not m.business_days)
-    redis = Redis(log_dir)
+    redis = Redis(log_dir / "redis-backends")
     results: dict[str, dict[str, list[float]]] = {"memory": {}, "redis": {}}
     try:
         for r in range(rounds):
@@ -107,15 +166,18 @@ async def run(models_dir: Path, rounds: int, duration: float, log_dir: Path) -> 
 
 
 def summarize(results: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
+    """One row per figure: each setup's median (min..max), and the second's ratio to the
+    first's median."""
+    first, second = list(results)
     rows = []
-    for name, _ in FIGURES:
+    for name in results[first]:
         row: dict[str, Any] = {"figure": name}
         medians = {}
-        for backend in ("memory", "redis"):
-            values = results[backend][name]
-            medians[backend] = statistics.median(values)
-            row[backend] = f"{medians[backend]:,.3f} ({min(values):,.3f}..{max(values):,.3f})"
-        row["redis / memory"] = round(medians["redis"] / medians["memory"], 2)
+        for setup in (first, second):
+            values = results[setup][name]
+            medians[setup] = statistics.median(values)
+            row[setup] = f"{medians[setup]:,.3f} ({min(values):,.3f}..{max(values):,.3f})"
+        row["ratio"] = round(medians[second] / medians[first], 2)
         rows.append(row)
     return rows
 
@@ -125,13 +187,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--skip-replicas", action="store_true", help="backends only")
     args = parser.parse_args(argv)
     pin_self_to_client_core()
     with tempfile.TemporaryDirectory(prefix="redis-bench-") as tmp:
         results = asyncio.run(run(args.models, args.rounds, args.duration, Path(tmp)))
-    columns = ["figure", "memory", "redis", "redis / memory"]
-    title = f"Redis vs memory backend: median of {args.rounds} interleaved rounds (min..max)"
-    print(table(title, summarize(results), columns))
+        replicas = None
+        if not args.skip_replicas:
+            replicas = asyncio.run(run_replicas(args.models, args.rounds, args.duration, Path(tmp)))
+    rounds = f"median of {args.rounds} interleaved rounds (min..max)"
+    columns = ["figure", "memory", "redis", "ratio"]
+    print(table(f"Redis vs memory backend: {rounds}", summarize(results), columns))
+    if replicas is not None:
+        columns = ["figure", "1 replica", "2 replicas + nginx", "ratio"]
+        title = f"Redis backend, one replica vs two behind nginx on 2 cores: {rounds}"
+        print(table(title, summarize(replicas), columns))
     return 0
 
 

@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from nginx_helpers import Nginx
 from proc_helpers import ServiceProcess
-from redis_helpers import RedisServer
+from redis_helpers import RedisServer, require
 from svc_helpers import SENSOR, LiveServer, held_out, obs_body
 from websockets.sync.client import connect
+
+from bench.nginx import Nginx
 
 MANY = f"/v1/models/{SENSOR}/observations"
 
@@ -47,7 +48,8 @@ def cluster(models_dir: Path, tmp_path: Path, redis_server: RedisServer) -> Iter
     try:
         for r in replicas:
             r.wait_ready()
-        nginx = Nginx(tmp_path / "nginx", [r.port for r in replicas]).start()
+        binary = require("nginx", "/usr/sbin/nginx")
+        nginx = Nginx(binary, tmp_path / "nginx", [r.port for r in replicas]).start()
         yield Cluster(redis_server, replicas, nginx)
     finally:
         if nginx is not None:

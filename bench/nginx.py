@@ -1,19 +1,20 @@
 """deploy/nginx/forecast.conf run by a real nginx (the Debian package) on a free port,
-with its upstream servers pointed at replicas on 127.0.0.1; stopped by pid."""
+with its upstream servers pointed at replicas on 127.0.0.1; stopped by pid. Used by
+bench.redis_bench (replicas behind nginx) and tests/service/test_replicas_nginx.py."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from redis_helpers import free_port, require
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = ROOT / "deploy" / "nginx" / "forecast.conf"
 
 
@@ -27,9 +28,15 @@ def render(conf: str, port: int, upstreams: list[int]) -> str:
     return conf.replace("listen 8000;", f"listen 127.0.0.1:{port};")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Nginx:
-    def __init__(self, workdir: Path, upstreams: list[int]) -> None:
-        self.binary = require("nginx", "/usr/sbin/nginx")
+    def __init__(self, binary: str, workdir: Path, upstreams: list[int]) -> None:
+        self.binary = binary
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -37,12 +44,13 @@ class Nginx:
         (self.dir / "forecast.conf").write_text(
             render(NGINX_CONF.read_text(), self.port, upstreams)
         )
-        temp = " ".join(
-            f"{kind}_temp_path {self.dir / kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
+        kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        temp = " ".join(f"{kind}_temp_path {self.dir / kind};" for kind in kinds)
+        # Started by root, nginx would run its workers as "nobody", who cannot reach the
+        # private temp directory its large bodies and answers are buffered in.
+        user = "user root;\n" if os.geteuid() == 0 else ""
         (self.dir / "nginx.conf").write_text(
-            f"worker_processes 1;\ndaemon off;\npid {self.dir / 'nginx.pid'};\n"
+            f"{user}worker_processes 1;\ndaemon off;\npid {self.dir / 'nginx.pid'};\n"
             f"error_log {self.dir / 'error.log'} warn;\n"
             "events { worker_connections 1024; }\n"
             f"http {{ access_log off; {temp} include {self.dir / 'forecast.conf'}; }}\n"
