@@ -1,15 +1,23 @@
 """Snapshots restore only into what wrote them: same file format, same model name and
-version, same state layout. Anything else starts that model empty, never mixed up."""
+version, same state layout. A file the service cannot read whole (unknown format, a
+served model's rows of another layout) stops the start with an error naming the file,
+unless the operator asks to start empty; streams of a model no longer served are
+dropped. Never a partial or mixed-up load."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from svc_helpers import SENSOR, STOCK, held_out, obs_body
+from svc_helpers import SENSOR, STOCK, held_out, make_settings, obs_body
+
+from service.engine.registry import Registry
+from service.engine.snapshot import SnapshotError
 
 STREAM = "/v1/models/{model}/streams/{sid}"
 
@@ -45,12 +53,15 @@ def _format_2(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**arrays, "format": np.array([2])}
 
 
-CASES: dict[str, tuple[Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], int, int]] = {
+REFUSED = None  # the service does not start on this file
+CASES: dict[
+    str, tuple[Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], int | None, int | None]
+] = {
     # change -> (status of sensor stream a, status of stock stream s) after the restart
     "unchanged": (lambda a: a, 200, 200),
-    "unknown file format": (_format_2, 404, 404),
+    "unknown file format": (_format_2, REFUSED, REFUSED),
     "other model version": (lambda a: _rename(a, f"{SENSOR}|1|", f"{SENSOR}|2|"), 404, 200),
-    "other state layout": (_wider_state, 404, 200),
+    "other state layout": (_wider_state, REFUSED, REFUSED),
 }
 
 
@@ -63,7 +74,16 @@ def test_snapshot_restores_only_a_matching_model(
     path = tmp_path / "snapshot.npz"
     with open(path, "wb") as fh:
         np.savez(fh, **change(arrays))  # type: ignore[arg-type]
-    server = serve()  # the same snapshot path (test settings)
+    if sensor_status is REFUSED:
+        # The same snapshot path (test settings): the start is refused, naming the file.
+        registry = Registry(make_settings(models_dir, tmp_path))
+        with pytest.raises(SnapshotError, match=re.escape(str(path))):
+            asyncio.run(registry.start())
+        # The operator's way out: start empty, the file is not loaded at all.
+        server = serve(snapshot_start_empty_on_error=True)
+        sensor_status = stock_status = 404
+    else:
+        server = serve()
     with httpx.Client(base_url=server.url) as c:
         a = c.get(STREAM.format(model=SENSOR, sid="a"))
         s = c.get(STREAM.format(model=STOCK, sid="s"))
