@@ -16,14 +16,15 @@ import numpy as np
 
 from service.artifacts import LoadedModel
 from service.engine.accuracy import Accuracy
-from service.engine.batcher import Batcher, Item
+from service.engine.batcher import Admission, Batcher, Item
 from service.engine.lane import Generic, Lane, Simple
 from service.engine.locks import StreamLocks
 from service.engine.plan import Planner
+from service.engine.quotas import StreamQuotas
 from service.engine.rows import Rows
 from service.engine.step import Job, StepSpec, run_jobs
 from service.engine.store import NO_SEQ, MemoryStateStore, StateStore, StoreLayout
-from service.errors import InferenceError, QueueFull, ServiceError, StreamNotFound
+from service.errors import InferenceError, PayloadTooLarge, QueueFull, ServiceError, StreamNotFound
 from service.features import Calendar
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
@@ -48,11 +49,18 @@ class ModelStreams:
         self.wire = WireSpec(len(spec.inputs), settings.max_history, spec.bounds)
         calendar = Calendar(spec.frequency, spec.frequency_seconds, spec.horizon)
         self.answers = Answers(calendar.forecast_ts_json, spec.quantiles, spec.median_index)
-        self.locks = StreamLocks()
+        self.locks = StreamLocks(settings.max_waiting_per_stream)
+        self.quotas = StreamQuotas(
+            settings.key_max_streams,
+            settings.key_new_streams_per_second,
+            settings.eviction_grace_seconds,
+        )
+        busy, protected = self.locks.busy, self.quotas.protected
         self.store: StateStore = MemoryStateStore(
             StoreLayout(spec.state_size, spec.horizon * len(spec.quantiles), len(spec.inputs)),
             settings.max_streams,
-            is_busy=self.locks.busy,
+            # Eviction and expiry spare streams in flight and fresh streams within quota.
+            is_busy=lambda sid: busy(sid) or protected(sid),
             on_evict=self._on_evict,
         )
         self.accuracy = Accuracy(spec.horizon, settings.accuracy_sample_fraction, metrics)
@@ -63,8 +71,10 @@ class ModelStreams:
         step = StepSpec(rows, len(spec.inputs), spec.target_index, spec.median_index, self.accuracy)
         self.planner = Planner(
             step, self.store, calendar, self.answers, self.accuracy, metrics,
-            settings.max_gap_steps,
+            settings.max_gap_steps, settings.max_steps_per_request,
         )  # fmt: skip
+        self.max_steps = settings.max_steps_per_request
+        self.admission = Admission(settings.queue_rows, metrics)
         self.lane = Lane(
             self.store, rows, calendar, self.accuracy, self.sampled, self.answers, metrics,
             spec.target_index, spec.median_index,
@@ -82,6 +92,7 @@ class ModelStreams:
     # -- lifecycle -------------------------------------------------------------------
 
     def _on_evict(self, stream_ids: list[str]) -> None:
+        self.quotas.forget(stream_ids)
         for sid in stream_ids:
             self.accuracy.forget(sid)
         self.metrics.evictions.inc(len(stream_ids))
@@ -95,6 +106,7 @@ class ModelStreams:
 
     def expire(self, ttl: float) -> int:
         expired = self.store.expire(ttl)
+        self.quotas.forget(expired)
         for sid in expired:
             self.accuracy.forget(sid)
         if expired:
@@ -146,8 +158,9 @@ class ModelStreams:
 
     async def observe(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
         locks = self.locks
-        await locks.wait(stream_id, locks.enqueue(stream_id))
-        return await self._observe_locked(stream_id, obs, reset)
+        with self.admission.hold(len(obs)):  # whole or not at all, before any wait
+            await locks.wait(stream_id, locks.enqueue(stream_id))
+            return await self._observe_locked(stream_id, obs, reset)
 
     async def _observe_locked(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
         try:
@@ -170,21 +183,31 @@ class ModelStreams:
         detail: str = "full",
         on_result: Callable[[int, Body | ServiceError], None] | None = None,
     ) -> list[Body | ServiceError]:
-        """Many streams in one go.
+        """Many streams in one go, admitted whole (or 503 before any work).
 
         Free streams whose request is one complete next-period observation take the
         vectorised lane (one block item, arrays in and out, no per-stream Job). Every
         other free stream gets a Job, and all jobs share batcher rounds. Busy streams
         queue on their lock (joined now, so arrival order holds) and follow.
-
         ``on_result(i, result)``, if given, is called once per entry as soon as its
         result is final and BEFORE its stream's lock is released, so a caller that
         sends answers from it (the WebSocket) sends one stream's answers in order.
         """
+        cost = sum(len(e[1]) for e in entries if not isinstance(e, ServiceError))
+        with self.admission.hold(cost):
+            return await self._observe_many(entries, detail, on_result)
+
+    async def _observe_many(
+        self,
+        entries: list[Entry | ServiceError],
+        detail: str,
+        on_result: Callable[[int, Body | ServiceError], None] | None,
+    ) -> list[Body | ServiceError]:
         results: list[Body | ServiceError | None] = [None] * len(entries)
         jobs: list[tuple[int, Job]] = []
         simple: list[Simple] = []
         waiters: list[asyncio.Future[None]] = []
+        turns: list[asyncio.Future[None]] = []
         held: list[str] = []
         locks = self.locks
         lookup = self.store.lookup
@@ -216,8 +239,13 @@ class ModelStreams:
                     results[i] = entry
                     continue
                 sid, obs, reset = entry
-                turn = enqueue(sid)
+                try:
+                    turn = enqueue(sid)
+                except ServiceError as exc:  # too many requests waiting on that stream
+                    results[i] = exc
+                    continue
                 if turn is not None:
+                    turns.append(turn)
                     waiters.append(asyncio.ensure_future(later(i, sid, obs, reset, turn)))
                     queued.add(i)
                     continue
@@ -239,6 +267,15 @@ class ModelStreams:
                     jobs.append((i, plan))
                 else:
                     results[i] = plan
+            steps = len(simple) + sum(job.n_obs + job.filled for _, job in jobs)
+            if steps > self.max_steps:  # refused whole, before any step
+                for future in (*turns, *waiters):  # never ran: leave their queues
+                    future.cancel()
+                raise PayloadTooLarge(
+                    f"streams: {steps} model steps (observations and filled periods), "
+                    f"more than the limit of {self.max_steps} per request",
+                    code="too_many_steps",
+                )
             block_items: list[Item] = []
             block_done: asyncio.Future[None] | None = None
             if block is not None:
@@ -281,7 +318,8 @@ class ModelStreams:
     async def forecast(self, obs: list[Obs]) -> Body:
         """Stateless: run a history from zero state; touches no stream."""
         job = self.planner.stateless(obs)
-        await run_jobs(self.batcher, [job])  # never committed, so never scored
+        with self.admission.hold(len(obs)):
+            await run_jobs(self.batcher, [job])  # never committed, so never scored
         if job.error is not None:
             raise job.error
         assert job.last is not None and job.forecast is not None
@@ -301,6 +339,7 @@ class ModelStreams:
                     f"stream_id: no live stream {stream_id!r} in model {self.name!r}"
                 )
             self.accuracy.forget(stream_id)
+            self.quotas.forget((stream_id,))
             self.metrics.live_streams.set(len(self.store))
         finally:
             self.locks.release(stream_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -24,12 +25,15 @@ def _free_port() -> int:
 
 def test_python_m_service(models_dir: Path, tmp_path: Path) -> None:
     port = _free_port()
+    keys = tmp_path / "keys"
+    keys.write_text(f"{hashlib.sha256(b'main-key').hexdigest()} scopes=write name=main\n")
     env = {
         **os.environ,
         "FORECAST_PORT": str(port),
         "FORECAST_MODELS_DIR": str(models_dir),
         "FORECAST_SNAPSHOT_PATH": str(tmp_path / "snap.npz"),
         "FORECAST_LOG_LEVEL": "warning",
+        "FORECAST_API_KEYS_FILE": str(keys),  # authentication is on by default
     }
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
     try:
@@ -42,10 +46,10 @@ def test_python_m_service(models_dir: Path, tmp_path: Path) -> None:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
-        r = httpx.post(
-            f"http://127.0.0.1:{port}/v1/models/{SENSOR}/streams/p/observations",
-            json={"observations": [{"ts": "2014-12-28T00:00:00", "values": [4000.0, 20.0]}]},
-        )
+        url = f"http://127.0.0.1:{port}/v1/models/{SENSOR}/streams/p/observations"
+        body = {"observations": [{"ts": "2014-12-28T00:00:00", "values": [4000.0, 20.0]}]}
+        assert httpx.post(url, json=body).status_code == 401
+        r = httpx.post(url, json=body, headers={"Authorization": "Bearer main-key"})
         assert r.status_code == 200
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal after its graceful shutdown, hence -SIGTERM.
@@ -63,3 +67,13 @@ def test_invalid_settings_exit_with_a_message(tmp_path: Path) -> None:
         [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.returncode == 2 and "port" in out.stderr
+
+
+def test_a_keys_file_that_does_not_parse_exits_with_a_message(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("not-a-hash scopes=read\n")
+    env = {**os.environ, "FORECAST_API_KEYS_FILE": str(keys)}
+    out = subprocess.run(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "line 1" in out.stderr and "sha256" in out.stderr

@@ -97,15 +97,27 @@ def test_inline_and_threaded_services_answer_the_same(models_dir: Path, serve) -
         assert a.post(path, json=history).json() == b.post(path, json=history).json()
 
 
-def test_proxy_headers_setting_reaches_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_reach_uvicorn(monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> None:
     import service.__main__ as main_module
 
-    calls: list[dict[str, Any]] = []
+    configs: list[Any] = []
+
+    class FakeServer:
+        def __init__(self, config: Any) -> None:
+            configs.append(config)
+
+        def run(self) -> None:
+            pass
+
     monkeypatch.setattr(main_module, "configure_logging", lambda level: None)
-    monkeypatch.setattr(main_module, "create_app", lambda settings: object())
-    monkeypatch.setattr(main_module.uvicorn, "run", lambda app, **kw: calls.append(kw))
-    monkeypatch.setenv("FORECAST_MODELS_DIR", "/nonexistent")
+    monkeypatch.setattr(main_module.uvicorn, "Server", FakeServer)
+    monkeypatch.setenv("FORECAST_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("FORECAST_AUTH_DISABLED", "true")
     assert main_module.main() == 0
     monkeypatch.setenv("FORECAST_PROXY_HEADERS", "true")
+    monkeypatch.setenv("FORECAST_KEEP_ALIVE_SECONDS", "7")
+    monkeypatch.setenv("FORECAST_MAX_CONNECTIONS", "99")
     assert main_module.main() == 0
-    assert [c["proxy_headers"] for c in calls] == [False, True]
+    assert [c.proxy_headers for c in configs] == [False, True]
+    assert (configs[1].timeout_keep_alive, configs[1].limit_concurrency) == (7, 99)
+    assert configs[1].http.__name__ == "GuardedHttp"  # the read timeout and head limit
