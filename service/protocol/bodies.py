@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.features import MAX_TS_CHARS
+from service.protocol.timestamps import MAX_TS_CHARS
 
 F32_MAX = 3.4028234663852886e38
 MAX_SEQ = 2**62

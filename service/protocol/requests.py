@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
-from service.features import parse_ts
 from service.protocol.bodies import (
     ECHO_CHARS,
     F32_MAX,
@@ -31,6 +30,7 @@ from service.protocol.bodies import (
     StreamObservationsBody,
     is_stream_id,
 )
+from service.protocol.timestamps import parse_ts
 
 __all__ = [  # the schema models are re-exported: requests.py is the one place to look
     "F32_MAX",

@@ -13,8 +13,8 @@ import pytest
 import websockets
 from svc_helpers import SENSOR, LiveServer, held_out, iso, obs_body
 
-from service import features
-from service.features import MAX_TS_CHARS, parse_ts
+from service.protocol import timestamps
+from service.protocol.timestamps import MAX_TS_CHARS, parse_ts
 
 MANY = f"/v1/models/{SENSOR}/observations"
 
@@ -83,11 +83,11 @@ def test_echoed_strings_are_bounded(
 def test_ts_strings_are_bounded_before_parsing_and_the_cache_in_bytes() -> None:
     with pytest.raises(ValueError, match="longer than"):
         parse_ts("2014-06-01T00:00:00." + "1" * MAX_TS_CHARS)
-    before = features.iso_cache_bytes()
+    before = timestamps.iso_cache_bytes()
     for k in range(50_000):  # far more distinct valid strings than the byte budget holds
         parse_ts(f"2014-06-01T00:00:00.{k:06d}")
-    assert features.iso_cache_bytes() <= features.ISO_CACHE_BYTES
-    assert features.iso_cache_bytes() != before
+    assert timestamps.iso_cache_bytes() <= timestamps.ISO_CACHE_BYTES
+    assert timestamps.iso_cache_bytes() != before
     assert parse_ts("2014-06-01T00:00:00.000001") == 1401580800.000001
 
 
