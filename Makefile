@@ -29,7 +29,9 @@ models: setup
 	else echo "default models present in $(MODELS)/"; fi
 
 serve: models
-	FORECAST_MODELS_DIR=$(MODELS) $(BIN)/python -m service
+	@# Local development only: no API keys on 127.0.0.1 (the service warns loudly at start).
+	FORECAST_HOST=127.0.0.1 FORECAST_AUTH_DISABLED=true FORECAST_MODELS_DIR=$(MODELS) \
+		$(BIN)/python -m service
 
 # Retrain both default models from scratch (about 10 minutes each on 2 cores).
 train: setup-dev

@@ -113,6 +113,7 @@ class DataPlane:
             return request
         entries = request.entries
         lookup, quotas = model.store.lookup, model.quotas
+        new = 0
         for i, entry in enumerate(entries):
             if isinstance(entry, ServiceError):
                 continue
@@ -120,7 +121,8 @@ class DataPlane:
             err: ServiceError | None = stream_error(who, sid, reset)
             if err is None and lookup(sid) is None:
                 try:
-                    quotas.admit_new(who)
+                    quotas.admit_new(who, new)
+                    new += 1
                 except ServiceError as exc:
                     err = exc
             if err is not None:

@@ -40,10 +40,11 @@ class StreamQuotas:
     def _limit_of(self, who: Principal) -> int | None:
         return who.max_streams if who.max_streams is not None else self.max_streams
 
-    def admit_new(self, who: Principal) -> None:
-        """A key is about to create a stream: refuse (429) past its quota or its rate."""
+    def admit_new(self, who: Principal, pending: int = 0) -> None:
+        """A key is about to create a stream (``pending`` more already admitted in the
+        same request): refuse (429) past its quota or its rate."""
         limit = self._limit_of(who)
-        if limit is not None and self.live.get(who.name, 0) >= limit:
+        if limit is not None and self.live.get(who.name, 0) + pending >= limit:
             raise TooManyRequests(
                 f"stream_id: this key holds its quota of {limit} live streams; forget some "
                 "(DELETE) or let them expire",
