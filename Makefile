@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MODELS ?= models
 DEFAULT_MODELS := $(MODELS)/elec-demand $(MODELS)/sp500
 
-.PHONY: serve test setup setup-dev system-deps models train lint bench clean
+.PHONY: serve test setup setup-dev system-deps models train lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ test: setup-dev system-deps lint
 
 bench: setup-dev
 	$(BIN)/python -m bench --quick
+
+# Schemathesis, every check, against the default models with authentication on
+# (more than 1,000 generated cases; the test suite runs a few hundred).
+fuzz: setup-dev
+	$(BIN)/python -m bench.fuzz_api --max-examples 150
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

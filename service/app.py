@@ -20,6 +20,7 @@ from service.dataplane import DataPlane
 from service.engine.registry import Registry
 from service.errors import InvalidInput, MethodNotAllowed, NotFound, ServiceError, render
 from service.protocol.answers import dumps
+from service.protocol.bodies import ECHO_CHARS
 from service.settings import Settings
 from service.transport.asgi import FastPath
 from service.transport.auth import KeyStore
@@ -27,6 +28,7 @@ from service.transport.guard import LOOPBACK, Guard, HostRule
 from service.transport.http import add_routes
 from service.transport.limits import BodyBudget, LimitAndMeasure
 from service.transport.openapi import build_openapi
+from service.transport.routes import allowed_methods
 from service.transport.ws import add_ws_route
 
 log = logging.getLogger(__name__)
@@ -129,11 +131,11 @@ def _announce_auth(settings: Settings, keys: KeyStore | None) -> None:
 
 def _router_error(request: Request, exc: StarletteHTTPException) -> ServiceError:
     if exc.status_code == 404:
-        return NotFound(f"path: no route for {request.url.path}")
+        return NotFound(f"path: no route for {request.url.path[:ECHO_CHARS]!r}")
     if exc.status_code == 405:
-        allow = (exc.headers or {}).get("Allow", "")
         return MethodNotAllowed(
-            f"method: {request.method} is not allowed on this path", allow=allow
+            f"method: {request.method[:ECHO_CHARS]} is not allowed on this path",
+            allow=allowed_methods(request.url.path),
         )
     return InvalidInput(f"request: {exc.detail}")
 

@@ -39,7 +39,11 @@ Number = StrictFloat | StrictInt
 class ObservationBody(BaseModel):
     """One observation: a timestamp and the model's inputs in manifest order."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema says what the validator below checks: values or value, exactly one.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["values"]}, {"required": ["value"]}]},
+    )
 
     ts: Annotated[StrictStr, Field(max_length=MAX_TS_CHARS)] | Number = Field(
         description="ISO 8601 (UTC when no zone is given) or epoch seconds, "
@@ -53,8 +57,8 @@ class ObservationBody(BaseModel):
         description="Per-stream sequence number for exactly-once retries (give it on "
         "every observation of a request or on none)",
     )
-    values: list[Number | None] | None = Field(
-        None,
+    values: list[Number | None] = Field(  # absent is allowed, null is not
+        None,  # type: ignore[arg-type]
         description="The model's inputs in manifest order (as many as the model takes; "
         "null = missing, filled from the forecast); each must fit float32",
     )
@@ -67,8 +71,6 @@ class ObservationBody(BaseModel):
         given = {"values", "value"} & self.model_fields_set
         if len(given) != 1:
             raise ValueError("give values or value (exactly one)")
-        if "values" in given and self.values is None:
-            raise ValueError("values must be a list")
         return self
 
 

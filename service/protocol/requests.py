@@ -197,6 +197,8 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int, bounds: Bounds = ()
             field = "value"
         else:
             raise InvalidInput(f"{prefix}[{i}].values: is required")
+        if "values" in o:  # null is not a list (the schema says so too)
+            raise InvalidInput(f"{prefix}[{i}].values: must be a list, got null")
     elif "value" in o:
         raise InvalidInput(f"{prefix}[{i}]: give values or value, not both")
     elif type(values) is not list:

@@ -33,7 +33,7 @@ from service.transport.limits import (
     send_json,
     too_large,
 )
-from service.transport.routes import HOT, Route
+from service.transport.routes import HOT, Route, allowed_methods
 
 Call = Callable[[DataPlane, dict[str, str], bytes, Principal | None], Awaitable[Body]]
 Probe = Callable[[DataPlane], Body]
@@ -86,7 +86,10 @@ class FastPath:
     async def _refuse(self, scope: Scope, send: Send, route: Route) -> None:
         started = time.perf_counter()
         method = scope["method"]
-        exc = MethodNotAllowed(f"method: {method} is not allowed on this path", allow=route.method)
+        exc = MethodNotAllowed(
+            f"method: {method[:40]} is not allowed on this path",
+            allow=allowed_methods(scope["path"]),
+        )
         status, error, headers = render(exc)
         await send_json(send, status, dumps(error), headers)
         self.metrics.observe_http(route.path, method, status, time.perf_counter() - started)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import BaseModel
+from starlette.routing import compile_path
 
 from service.protocol import schemas
 from service.protocol.requests import ForecastBody, ManyStreamsBody, StreamObservationsBody
@@ -152,4 +153,12 @@ ROUTES: tuple[Route, ...] = (
 )
 
 HOT = tuple(r for r in ROUTES if r.hot)
+_PATTERNS = [(compile_path(r.path)[0], r.method) for r in ROUTES]
+
+
+def allowed_methods(path: str) -> str:
+    """The Allow header of a 405: every method the table serves on this path."""
+    return ", ".join(sorted({m for pattern, m in _PATTERNS if pattern.match(path)}))
+
+
 WS_SCOPE = "write"  # the WebSocket carries observations
