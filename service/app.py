@@ -99,9 +99,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     metrics, max_body = registry.metrics, settings.max_body_bytes
     limited = LimitAndMeasure(app.routed, metrics, max_body, budget)
-    fast = FastPath(limited, dataplane, metrics, max_body, budget)
+    backoff = settings.refusal_backoff_seconds
+    fast = FastPath(limited, dataplane, metrics, max_body, budget, backoff)
     hosts = HostRule.for_binding(settings.allowed_hosts, settings.host)
-    app.front = Guard(fast, metrics, keys, hosts, settings.cors_origins, settings.metrics_public)
+    app.front = Guard(
+        fast, metrics, keys, hosts, settings.cors_origins, settings.metrics_public, backoff
+    )
     if settings.cors_origins:  # off by default: no CORS headers, preflights refused
         app.front = CORSMiddleware(
             app.front,

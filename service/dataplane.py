@@ -87,7 +87,12 @@ class DataPlane:
         self, model_name: str, body: bytes, who: Principal | None = None
     ) -> Body:
         model = self.registry.model(model_name)
-        request = self._many(model, parse_many_body(load_json(body), model.wire), who)
+        data = load_json(body)
+        streams = data.get("streams")
+        if isinstance(streams, list):  # refused before its entries are checked
+            model.admission.check(len(streams))
+        request = self._many(model, parse_many_body(data, model.wire), who)
+        del data, streams
         results = await model.observe_many(request.entries, request.detail)
         self._after_many(model, request.entries, results, who)
         out = [

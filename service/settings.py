@@ -142,6 +142,17 @@ class Settings(BaseSettings):
 
     # -- admission: per-request caps and bounded waiting --------------------------------
 
+    admission_rows: int = Field(default=8192, ge=1, le=10_000_000)
+    """Observations (model rows) of one model admitted in flight at once, from before a
+    request waits for its streams until it answered; a request that does not fit is
+    refused whole with 503 before any work. Bounds the queueing time of admitted work
+    (about this many rows over the model's rows/s) and the parsed requests held."""
+
+    refusal_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    """After answering a request refused for load (503), share (429) or key (401/403) at
+    once, its connection reads nothing more for this long, so clients that retry without
+    waiting cannot make refusals the server's main work. 0 disables."""
+
     max_steps_per_request: int = Field(default=20_000, ge=1, le=100_000_000)
     """Most model steps (observations plus filled periods) one request may run; more is
     413 too_many_steps before any step."""

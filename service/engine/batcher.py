@@ -111,9 +111,11 @@ class Admission:
         self.held = 0
         self._metrics = metrics
 
-    def check(self) -> None:
-        """Refuse now if nothing more could be admitted (before a body is even read)."""
-        if self.held >= self.limit:
+    def check(self, cost: int = 1) -> None:
+        """Refuse now what could not be admitted, from a cheap lower bound of its cost
+        (before its body is read or its entries are checked): under overload, refusing
+        must cost far less than the work it protects, or refusals starve admitted work."""
+        if self.held and self.held + cost > self.limit:
             self._refuse()
 
     def admit(self, cost: int) -> None:

@@ -74,7 +74,7 @@ class ModelStreams:
             settings.max_gap_steps, settings.max_steps_per_request,
         )  # fmt: skip
         self.max_steps = settings.max_steps_per_request
-        self.admission = Admission(settings.queue_rows, metrics)
+        self.admission = Admission(settings.admission_rows, metrics)
         self.lane = Lane(
             self.store, rows, calendar, self.accuracy, self.sampled, self.answers, metrics,
             spec.target_index, spec.median_index,

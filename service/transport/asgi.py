@@ -21,12 +21,13 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane
-from service.errors import MethodNotAllowed, render
+from service.errors import MethodNotAllowed, RetryLater, render
 from service.metrics import Metrics
 from service.protocol.access import Principal
 from service.protocol.answers import Body, dumps
 from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY
 from service.transport.limits import (
+    BACKOFF_KEY,
     BodyBudget,
     content_length,
     read_body,
@@ -35,6 +36,7 @@ from service.transport.limits import (
 )
 from service.transport.routes import HOT, Route, allowed_methods
 
+BYTES_PER_OBS = 100  # a compact multi-stream entry of one observation is ~60-100 bytes
 Call = Callable[[DataPlane, dict[str, str], bytes, Principal | None], Awaitable[Body]]
 Probe = Callable[[DataPlane], Body]
 
@@ -59,8 +61,10 @@ class FastPath:
         metrics: Metrics,
         max_body_bytes: int,
         budget: BodyBudget,
+        backoff: float = 0.0,
     ) -> None:
         self.app = app
+        self.backoff = backoff
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_body = max_body_bytes
@@ -106,8 +110,11 @@ class FastPath:
                 status, data = 200, dumps(probe(self.dataplane))
             else:
                 dp = self.dataplane
-                dp.model(params["model"]).admission.check()  # 503 now if saturated
                 length = content_length(scope)
+                # 503 now if even a lower bound of its cost does not fit: an observation
+                # takes more than BYTES_PER_OBS bytes of JSON.
+                estimate = max(1, (length or 0) // BYTES_PER_OBS)
+                dp.model(params["model"]).admission.check(estimate)
                 if length is not None and length > self.max_body:
                     raise too_large(self.max_body)
                 wanted = self.max_body if length is None else length
@@ -121,6 +128,8 @@ class FastPath:
         except Exception as exc:
             status, error, headers = render(exc)
             data = dumps(error)
+            if isinstance(exc, RetryLater):
+                scope[BACKOFF_KEY] = self.backoff
         finally:
             self.budget.give(taken)
         await send_json(send, status, data, headers)

@@ -29,7 +29,7 @@ from service.metrics import Metrics
 from service.protocol.access import Principal
 from service.protocol.answers import dumps
 from service.transport.auth import KeyStore
-from service.transport.limits import UNMATCHED, send_json
+from service.transport.limits import BACKOFF_KEY, UNMATCHED, send_json
 from service.transport.routes import ROUTES, WS_ROUTE, WS_SCOPE, Route
 
 ROUTE_KEY = "forecast.route"  # scope keys set here for the layers inside
@@ -76,8 +76,10 @@ class Guard:
         hosts: HostRule,
         origins: Sequence[str] = (),
         metrics_public: bool = False,
+        backoff: float = 0.0,
     ) -> None:
         self.app = app
+        self.backoff = backoff
         self.metrics = metrics
         self.keys = keys  # None: authentication disabled
         self.hosts = hosts
@@ -164,6 +166,7 @@ class Guard:
     ) -> None:
         if isinstance(exc, Unauthorized | Forbidden):
             self.metrics.auth_failures.labels(exc.code).inc()
+            scope[BACKOFF_KEY] = self.backoff  # key guessing gets slow
         status, body, headers = render(exc)
         if scope["type"] == "websocket":
             await _deny_handshake(scope, receive, send, status, dumps(body), headers)

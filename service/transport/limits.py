@@ -18,6 +18,10 @@ from service.metrics import Metrics
 from service.protocol.answers import dumps
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path, to bound cardinality
+# Set in a request's scope by a layer that refused it for load, share or a bad key: the
+# connection then reads nothing more for that many seconds (server.GuardedHttp), so a
+# client that retries at once cannot turn refusals into the server's main work.
+BACKOFF_KEY = "forecast.backoff"
 JSON_HEADER = (b"content-type", b"application/json")
 
 

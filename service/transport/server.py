@@ -7,6 +7,9 @@ a request (head and body, from its first byte or from the connection opening) mu
 arrive within ``read_timeout_seconds`` or the connection is closed (so half-open or
 trickling sockets cannot pile up), and a head over ``max_header_bytes`` gets 431. Both,
 and the parser's own 400s, are counted in ``forecast_connection_refusals_total``.
+After a request refused for load, share or key (limits.BACKOFF_KEY) has been answered,
+the connection reads nothing more for ``refusal_backoff_seconds``: the refusal itself
+goes out at once, but a client that retries at once waits, so refusals stay cheap.
 ``python -m service`` and the test servers build their uvicorn config here.
 """
 
@@ -21,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.metrics import Family
 from service.settings import Settings
+from service.transport.limits import BACKOFF_KEY
 
 
 def guarded_http(read_timeout: float, max_head: int, refusals: Family) -> type[HttpToolsProtocol]:
@@ -68,6 +72,18 @@ def guarded_http(read_timeout: float, max_head: int, refusals: Family) -> type[H
             self._head += n
             if self._head > max_head:
                 raise _HeadTooLarge  # httptools turns it into a parser error
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            scope: Any = self.scope
+            backoff = scope.get(BACKOFF_KEY) if scope is not None else None
+            if backoff and not self.transport.is_closing():
+                self.flow.pause_reading()  # the answer went out; the next request waits
+                self.loop.call_later(backoff, self._resume)
+
+        def _resume(self) -> None:
+            if not self.transport.is_closing():
+                self.flow.resume_reading()
 
         def on_message_complete(self) -> None:
             self._disarm()

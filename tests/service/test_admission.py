@@ -74,7 +74,7 @@ def test_a_request_that_does_not_fit_is_refused_whole_before_any_work(
     models_dir: Path, serve: Callable[..., LiveServer], pool: ThreadPoolExecutor
 ) -> None:
     seconds, values = held_out(models_dir, SENSOR, 2)
-    server = serve(queue_rows=4, inline_max_rows_steps=0)
+    server = serve(admission_rows=4, inline_max_rows_steps=0)
     gate = Gate(server)
     with httpx.Client(base_url=server.url, timeout=30) as c:
         first: Future[httpx.Response] = pool.submit(
@@ -98,7 +98,7 @@ def test_a_saturated_model_refuses_before_reading_the_body(
     models_dir: Path, serve: Callable[..., LiveServer], pool: ThreadPoolExecutor
 ) -> None:
     seconds, values = held_out(models_dir, SENSOR, 2)
-    server = serve(queue_rows=2, inline_max_rows_steps=0)
+    server = serve(admission_rows=2, inline_max_rows_steps=0)
     gate = Gate(server)
     with httpx.Client(base_url=server.url, timeout=30) as c:
         first = pool.submit(c.post, MANY, json=_entries(seconds, values, ["a", "b"]))
