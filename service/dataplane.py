@@ -95,10 +95,7 @@ class DataPlane:
         del data, streams
         results = await model.observe_many(request.entries, request.detail)
         self._after_many(model, request.entries, results, who)
-        out = [
-            model.answers.entry(_entry_id(entry), result, request.detail)
-            for entry, result in zip(request.entries, results, strict=True)
-        ]
+        out = model.answers.entries(request.entries, results, request.detail)
         return {"model": model.name, "version": model.version, "results": out}
 
     def _many(
