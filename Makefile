@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MODELS ?= models
 DEFAULT_MODELS := $(MODELS)/elec-demand $(MODELS)/sp500
 
-.PHONY: serve test setup setup-dev system-deps models train lint bench clean
+.PHONY: serve test setup setup-dev system-deps models train lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,9 @@ models: setup
 	else echo "default models present in $(MODELS)/"; fi
 
 serve: models
-	FORECAST_MODELS_DIR=$(MODELS) $(BIN)/python -m service
+	@# Local development only: no API keys on 127.0.0.1 (the service warns loudly at start).
+	FORECAST_HOST=127.0.0.1 FORECAST_AUTH_DISABLED=true FORECAST_MODELS_DIR=$(MODELS) \
+		$(BIN)/python -m service
 
 # Retrain both default models from scratch (about 10 minutes each on 2 cores).
 train: setup-dev
@@ -53,6 +55,11 @@ test: setup-dev system-deps lint
 
 bench: setup-dev
 	$(BIN)/python -m bench --quick
+
+# Schemathesis, every check, against the default models with authentication on
+# (more than 1,000 generated cases; the test suite runs a few hundred).
+fuzz: setup-dev
+	$(BIN)/python -m bench.fuzz_api --max-examples 150
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -131,6 +131,7 @@ def start_service(models_dir: Path, log_dir: Path, **settings: str | int) -> Ser
         "FORECAST_MODELS_DIR": str(Path(models_dir).resolve()),
         "FORECAST_SNAPSHOT_PATH": "",  # every run starts empty and leaves nothing behind
         "FORECAST_LOG_LEVEL": "warning",
+        "FORECAST_AUTH_DISABLED": "true",  # benchmarks measure the API, not key lookups
     }
     env.update({f"FORECAST_{k.upper()}": str(v) for k, v in settings.items()})
     if REPO != BENCH_ROOT:

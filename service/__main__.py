@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from service.app import configure_logging, create_app
 from service.settings import Settings
+from service.transport.server import uvicorn_config
 
 
 def main() -> int:
@@ -18,20 +19,12 @@ def main() -> int:
         print(f"invalid FORECAST_* settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=settings.max_body_bytes,
-        log_level=settings.log_level,
-        access_log=False,  # per-request logging costs more than the model step
-        timeout_graceful_shutdown=10,
-        proxy_headers=settings.proxy_headers,
-    )
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # e.g. a keys file that does not parse
+        print(f"invalid FORECAST_* settings: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.Server(uvicorn_config(app, settings)).run()
     return 0
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -16,16 +20,23 @@ from service.dataplane import DataPlane
 from service.engine.registry import Registry
 from service.errors import InvalidInput, MethodNotAllowed, NotFound, ServiceError, render
 from service.protocol.answers import dumps
+from service.protocol.bodies import ECHO_CHARS
 from service.settings import Settings
 from service.transport.asgi import FastPath
+from service.transport.auth import KeyStore
+from service.transport.guard import LOOPBACK, Guard, HostRule
 from service.transport.http import add_routes
-from service.transport.limits import LimitAndMeasure
+from service.transport.limits import BodyBudget, LimitAndMeasure
 from service.transport.openapi import build_openapi
+from service.transport.routes import allowed_methods
 from service.transport.ws import add_ws_route
+
+log = logging.getLogger(__name__)
 
 
 class ForecastApp(FastAPI):
-    """FastAPI whose outermost ASGI layers are the fast path and LimitAndMeasure, wrapped
+    """FastAPI whose outermost ASGI layers are the guard (Host, keys, Content-Type), the
+    fast path and LimitAndMeasure, wrapped
     around the whole Starlette stack rather than added inside it with ``add_middleware``:
     each Starlette/FastAPI middleware layer (ServerErrorMiddleware,
     ExceptionTelemetryMiddleware, the body limit) costs ~5% of a small request, and the
@@ -44,9 +55,19 @@ class ForecastApp(FastAPI):
 def create_app(settings: Settings) -> FastAPI:
     registry = Registry(settings)
     dataplane = DataPlane(registry)
+    # A keys file that does not parse is a start error (ValueError naming the line).
+    keys = None if settings.auth_disabled else KeyStore(
+        settings.api_keys_file, settings.keys_reload_seconds
+    )  # fmt: skip
+    budget = BodyBudget(settings.max_inflight_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _announce_auth(settings, keys)
+        if keys is not None:
+            # SIGHUP re-reads the keys file (only the main thread may handle signals).
+            with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, keys.reload)
         await registry.start()
         try:
             yield
@@ -62,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.service = registry
     add_routes(app, dataplane, build_openapi(app.title, app.version))
-    add_ws_route(app, dataplane, settings.max_body_bytes)
+    add_ws_route(app, dataplane, settings.max_body_bytes, budget)
 
     async def any_error(request: Request, exc: Exception) -> Response:
         """The one handler: every error a route raises, or the router refuses."""
@@ -76,18 +97,48 @@ def create_app(settings: Settings) -> FastAPI:
     for kind in (StarletteHTTPException, RequestValidationError, ServiceError):
         app.add_exception_handler(kind, any_error)  # FastAPI's own would answer these first
 
-    limited = LimitAndMeasure(app.routed, registry.metrics, settings.max_body_bytes)
-    app.front = FastPath(limited, dataplane, registry.metrics, settings.max_body_bytes)
+    metrics, max_body = registry.metrics, settings.max_body_bytes
+    limited = LimitAndMeasure(app.routed, metrics, max_body, budget)
+    backoff = settings.refusal_backoff_seconds
+    fast = FastPath(limited, dataplane, metrics, max_body, budget, backoff)
+    hosts = HostRule.for_binding(settings.allowed_hosts, settings.host)
+    app.front = Guard(
+        fast, metrics, keys, hosts, settings.cors_origins, settings.metrics_public, backoff
+    )
+    if settings.cors_origins:  # off by default: no CORS headers, preflights refused
+        app.front = CORSMiddleware(
+            app.front,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
     return app
+
+
+def _announce_auth(settings: Settings, keys: KeyStore | None) -> None:
+    if keys is None:
+        exposed = settings.host not in LOOPBACK
+        log.warning(
+            "!!! AUTHENTICATION IS DISABLED (FORECAST_AUTH_DISABLED=true): anyone who reaches "
+            "%s:%s can read, write and delete every stream.%s",
+            settings.host,
+            settings.port,
+            " THIS ADDRESS IS NOT LOOPBACK." if exposed else " Local development only.",
+        )
+    elif not keys.keys:
+        log.error(
+            "authentication is on but no API keys are configured (FORECAST_API_KEYS_FILE): "
+            "every API request will be refused with 401"
+        )
 
 
 def _router_error(request: Request, exc: StarletteHTTPException) -> ServiceError:
     if exc.status_code == 404:
-        return NotFound(f"path: no route for {request.url.path}")
+        return NotFound(f"path: no route for {request.url.path[:ECHO_CHARS]!r}")
     if exc.status_code == 405:
-        allow = (exc.headers or {}).get("Allow", "")
         return MethodNotAllowed(
-            f"method: {request.method} is not allowed on this path", allow=allow
+            f"method: {request.method[:ECHO_CHARS]} is not allowed on this path",
+            allow=allowed_methods(request.url.path),
         )
     return InvalidInput(f"request: {exc.detail}")
 

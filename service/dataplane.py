@@ -2,7 +2,8 @@
 
 The HTTP fast path, the FastAPI routes and the WebSocket call these and only translate
 their transport (path parameters, body bytes, framing, status lines). So a rule, an
-answer shape or an error is the same whichever way a request arrives.
+answer shape or an error is the same whichever way a request arrives: which streams a
+key may touch, its stream quotas, the answer-size cap and the per-entry metrics too.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from typing import Any
 from service.engine.model import ModelStreams
 from service.engine.registry import Registry
 from service.errors import NotReady, PayloadTooLarge, ServiceError
+from service.protocol.access import Principal, check_stream, stream_error
 from service.protocol.answers import Body, error_entry
-from service.protocol.entries import MANY_KEYS, parse_many_body
+from service.protocol.entries import MANY_KEYS, Entry, ManyRequest, answer_bytes, parse_many_body
 from service.protocol.requests import (
     STREAM_KEYS,
+    check_echo_id,
     check_stream_id,
+    is_stream_id,
     load_json,
     parse_forecast_body,
     parse_stream_body,
@@ -31,6 +35,8 @@ WS_MANY_KEYS = MANY_KEYS | {"id"}
 class DataPlane:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.max_answer = registry.settings.max_answer_bytes
+        self.metrics = registry.metrics
 
     # -- health and models ---------------------------------------------------------------
 
@@ -56,76 +62,160 @@ class DataPlane:
 
     # -- streams -------------------------------------------------------------------------
 
-    async def observe_stream(self, model_name: str, stream_id: str, body: bytes) -> Body:
+    async def observe_stream(
+        self, model_name: str, stream_id: str, body: bytes, who: Principal | None = None
+    ) -> Body:
         model = self.registry.model(model_name)
         check_stream_id(stream_id, "stream_id")
         request = parse_stream_body(load_json(body), model.wire)
-        result = await model.observe(stream_id, request.obs, request.reset)
+        result = await self._observe(model, stream_id, request.obs, request.reset, who)
         result["model"] = model.name
         result["version"] = model.version
         return result
 
-    async def observe_many(self, model_name: str, body: bytes) -> Body:
+    async def _observe(
+        self, model: ModelStreams, sid: str, obs: list[Any], reset: bool, who: Principal | None
+    ) -> Body:
+        check_stream(who, sid, reset)
+        if who is None:
+            return await model.observe(sid, obs, reset)
+        if model.store.lookup(sid) is None:
+            model.quotas.admit_new(who)  # 429 past the key's quota or rate, before any work
+        result = await model.observe(sid, obs, reset)
+        model.quotas.created_stream(who, sid)
+        return result
+
+    async def observe_many(
+        self, model_name: str, body: bytes, who: Principal | None = None
+    ) -> Body:
         model = self.registry.model(model_name)
-        request = parse_many_body(load_json(body), model.wire)
+        data = load_json(body)
+        streams = data.get("streams")
+        if isinstance(streams, list):  # refused before its entries are checked
+            model.admission.check(len(streams))
+        request = self._many(model, parse_many_body(data, model.wire), who)
+        del data, streams
         results = await model.observe_many(request.entries, request.detail)
+        self._after_many(model, request.entries, results, who)
         out = model.answers.entries(request.entries, results, request.detail)
         return {"model": model.name, "version": model.version, "results": out}
 
-    async def forecast(self, model_name: str, body: bytes) -> Body:
+    def _many(
+        self, model: ModelStreams, request: ManyRequest, who: Principal | None
+    ) -> ManyRequest:
+        """Bound the answer, then refuse (per entry, before any work) the streams this key
+        may not touch or create."""
+        n_quantiles = len(model.spec.quantiles)
+        size = answer_bytes(request.entries, request.detail, model.horizon, n_quantiles)
+        if size > self.max_answer:
+            raise PayloadTooLarge(
+                f"streams: the answer could reach {size} bytes, more than the limit of "
+                f'{self.max_answer}; send fewer streams or ask for "forecast": "none"',
+                code="answer_too_large",
+            )
+        if who is None:
+            return request
+        entries = request.entries
+        lookup, quotas = model.store.lookup, model.quotas
+        new = 0
+        for i, entry in enumerate(entries):
+            if isinstance(entry, ServiceError):
+                continue
+            sid, _, reset = entry
+            err: ServiceError | None = stream_error(who, sid, reset)
+            if err is None and lookup(sid) is None:
+                try:
+                    quotas.admit_new(who, new)
+                    new += 1
+                except ServiceError as exc:
+                    err = exc
+            if err is not None:
+                entries[i] = err.located(f"streams[{i}].{err.message}", sid)
+        return request
+
+    def _after_many(
+        self,
+        model: ModelStreams,
+        entries: list[Entry | ServiceError],
+        results: list[Body | ServiceError],
+        who: Principal | None,
+    ) -> None:
+        """Count the refused entries by reason; give the key the streams it created."""
+        rejected = self.metrics.entry_rejections
+        for entry, result in zip(entries, results, strict=True):
+            if isinstance(result, ServiceError):
+                rejected.labels(model.name, result.code).inc()
+            elif who is not None and isinstance(entry, tuple):
+                model.quotas.created_stream(who, entry[0])
+
+    async def forecast(self, model_name: str, body: bytes, who: Principal | None = None) -> Body:
         model = self.registry.model(model_name)
         obs = parse_forecast_body(load_json(body), model.wire)
         result = await model.forecast(obs)
         return {"model": model.name, "version": model.version, **result}
 
-    async def status(self, model_name: str, stream_id: str) -> Body:
+    async def status(self, model_name: str, stream_id: str, who: Principal | None = None) -> Body:
         model = self.registry.model(model_name)
-        result = await model.status(check_stream_id(stream_id, "stream_id"))
+        check_stream(who, check_stream_id(stream_id, "stream_id"))
+        result = await model.status(stream_id)
         return {"model": model.name, "version": model.version, **result}
 
-    async def forget(self, model_name: str, stream_id: str) -> Body:
+    async def forget(self, model_name: str, stream_id: str, who: Principal | None = None) -> Body:
         model = self.registry.model(model_name)
-        stream_id = check_stream_id(stream_id, "stream_id")
+        check_stream(who, check_stream_id(stream_id, "stream_id"))
         await model.forget(stream_id)
         return {"model": model.name, "stream_id": stream_id, "deleted": True}
 
     # -- one WebSocket message -----------------------------------------------------------
 
     async def ws_message(
-        self, model: ModelStreams, raw: bytes, max_bytes: int, emit: Callable[[Body], None]
+        self,
+        model: ModelStreams,
+        raw: bytes,
+        max_bytes: int,
+        emit: Callable[[Body], None],
+        who: Principal | None = None,
     ) -> None:
         """Answer one message: ``emit`` gets one body per stream, each stream's in the
         order its observations were sent; every failure becomes an emitted error."""
         ident: Any = None
         sid: str | None = None
+        self.metrics.ws_messages.labels(model.name).inc()
+        answers = self.metrics.ws_answers.labels(model.name)
+
+        def send(body: Body) -> None:
+            answers.inc()
+            emit(_with_id(body, ident))
+
         try:
             if len(raw) > max_bytes:
                 raise PayloadTooLarge(f"message: larger than the limit of {max_bytes} bytes")
             data = load_json(raw)
-            ident = data.get("id")
-            if isinstance(data.get("stream_id"), str):
-                sid = data["stream_id"]
+            del raw  # not held while the message waits for its streams
+            ident = check_echo_id(data.get("id"))
+            if isinstance(data.get("stream_id"), str) and is_stream_id(data["stream_id"]):
+                sid = data["stream_id"]  # errors name it (only a valid id is echoed)
             if "streams" in data:
-                request = parse_many_body(data, model.wire, WS_MANY_KEYS)
+                request = self._many(model, parse_many_body(data, model.wire, WS_MANY_KEYS), who)
                 entries, detail = request.entries, request.detail
+                del data
 
                 def answer(i: int, result: Body | ServiceError) -> None:
                     # Called while entry i's stream is still locked: per-stream order holds.
-                    emit(
-                        _with_id(model.answers.entry(_entry_id(entries[i]), result, detail), ident)
-                    )
+                    send(model.answers.entry(_entry_id(entries[i]), result, detail))
 
-                await model.observe_many(entries, detail, on_result=answer)
+                results = await model.observe_many(entries, detail, on_result=answer)
+                self._after_many(model, entries, results, who)
                 return
             request_one = parse_stream_body(data, model.wire, WS_STREAM_KEYS)
-            stream_id = check_stream_id(data.get("stream_id"), "stream_id")
-            result = await model.observe(stream_id, request_one.obs, request_one.reset)
-            emit(_with_id(result, ident))
+            sid = check_stream_id(data.get("stream_id"), "stream_id")
+            del data
+            send(await self._observe(model, sid, request_one.obs, request_one.reset, who))
         except Exception as exc:
             body = error_entry(exc, sid)
             if body["stream_id"] is None:
                 del body["stream_id"]
-            emit(_with_id(body, ident))
+            send(body)
 
 
 def _entry_id(entry: object) -> str | None:

@@ -83,6 +83,25 @@ class NonFiniteForecast(InvalidInput):
     CODE = "non_finite_forecast"
 
 
+class Unauthorized(ServiceError):
+    """No API key, or one we do not know; says how to authenticate (RFC 6750)."""
+
+    STATUS = 401
+    CODE = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        if self.code == "invalid_key":
+            return {"WWW-Authenticate": 'Bearer realm="forecast", error="invalid_token"'}
+        return {"WWW-Authenticate": 'Bearer realm="forecast"'}
+
+
+class Forbidden(ServiceError):
+    """A known key without the scope, or a stream outside its prefix."""
+
+    STATUS = 403
+    CODE = "forbidden"
+
+
 class NotFound(ServiceError):
     STATUS = 404
     CODE = "not_found"
@@ -120,11 +139,15 @@ class PayloadTooLarge(ServiceError):
     CODE = "payload_too_large"
 
 
-class Unavailable(ServiceError):
-    """Overloaded or not ready; the client should retry after a short pause."""
+class UnsupportedMediaType(ServiceError):
+    """A JSON route got a body that does not say it is JSON (e.g. a cross-site form)."""
 
-    STATUS = 503
-    CODE = "unavailable"
+    STATUS = 415
+    CODE = "unsupported_media_type"
+
+
+class RetryLater(ServiceError):
+    """A refusal for load or share: the client should retry after Retry-After seconds."""
 
     def __init__(self, message: str, *, code: str | None = None, retry_after: float = 1.0) -> None:
         super().__init__(message, code=code)
@@ -132,6 +155,20 @@ class Unavailable(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, round(self._retry_after)))}
+
+
+class TooManyRequests(RetryLater):
+    """This client (or this stream) is over its share."""
+
+    STATUS = 429
+    CODE = "too_many_requests"
+
+
+class Unavailable(RetryLater):
+    """Overloaded or not ready."""
+
+    STATUS = 503
+    CODE = "unavailable"
 
 
 class QueueFull(Unavailable):

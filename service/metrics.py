@@ -162,6 +162,26 @@ class Metrics:
         self.rejected = Family(
             "counter", "forecast_rejected", "Requests refused for load", ["model", "reason"]
         )
+        self.entry_rejections = Family(
+            "counter", "forecast_entry_rejections",
+            "Multi-stream entries (HTTP or WebSocket) answered with an error, by code",
+            ["model", "reason"],
+        )  # fmt: skip
+        self.ws_messages = Family(
+            "counter", "forecast_ws_messages", "WebSocket messages received", ["model"]
+        )
+        self.ws_answers = Family(
+            "counter", "forecast_ws_answers", "WebSocket answers sent (one per stream)", ["model"]
+        )
+        self.auth_failures = Family(
+            "counter", "forecast_auth_failures",
+            "Requests refused by authentication or authorization, by reason", ["reason"],
+        )  # fmt: skip
+        self.connection_refusals = Family(
+            "counter", "forecast_connection_refusals",
+            "Connections closed before a request reached the app: malformed HTTP (400), "
+            "headers too large (431), read timeout", ["reason"],
+        )  # fmt: skip
         self.model_info = Family(
             "gauge", "forecast_model_info", "Loaded model", ["model", "version", "provider"]
         )

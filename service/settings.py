@@ -110,9 +110,94 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the service and uvicorn."""
 
-    @field_validator("providers", mode="before")
+    # -- exposure: authentication, request hygiene, connection limits -------------------
+
+    auth_disabled: bool = False
+    """Serve without API keys. Only for local development on 127.0.0.1 (`make serve`):
+    the service logs a loud warning at start. Off by default, so an exposed deployment
+    cannot forget to turn authentication on."""
+
+    api_keys_file: Path | None = None
+    """API keys, one per line: `<sha256 hex of the key> scopes=read,write[,admin,metrics]
+    [prefix=<stream-id prefix>] [max_streams=N] [new_streams_per_second=R] [name=<label>]`.
+    Re-read on SIGHUP and when the file changes. With authentication on and no file,
+    every API request is refused with 401."""
+
+    keys_reload_seconds: float = Field(default=2.0, gt=0, le=3600)
+    """How often the keys file's modification time is checked for a reload."""
+
+    metrics_public: bool = False
+    """Serve /metrics without a key (for a port only the scraper reaches). Otherwise it
+    needs a key with the metrics (or admin) scope."""
+
+    allowed_hosts: Annotated[list[str], NoDecode] | None = None
+    """Host header values accepted (name without port; `*` any, `.example.com` the domain
+    and its subdomains). Unset: localhost, 127.0.0.1 and ::1 when bound to a loopback
+    address (so DNS rebinding cannot reach a local service), any host otherwise."""
+
+    cors_origins: Annotated[list[str], NoDecode] = []
+    """Origins allowed cross-site (CORS); empty (the default) sends no CORS headers and
+    refuses WebSocket handshakes that carry a foreign Origin."""
+
+    read_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """A request's head and body must arrive within this from its first byte (or from
+    the connection opening); slower connections are closed."""
+
+    keep_alive_seconds: int = Field(default=5, ge=1, le=3600)
+    """Idle keep-alive connections are closed after this (uvicorn timeout_keep_alive)."""
+
+    max_connections: int = Field(default=2048, ge=1, le=1_000_000)
+    """Connections (and tasks) at once; beyond it uvicorn answers 503 at once
+    (uvicorn limit_concurrency)."""
+
+    max_header_bytes: int = Field(default=16384, ge=1024, le=1_048_576)
+    """Largest request line plus headers; larger gets 431 and the connection closes."""
+
+    max_inflight_body_bytes: int = Field(default=64 * 1_048_576, ge=1024)
+    """Request bodies and WebSocket messages held at once (read or being processed);
+    a request beyond it is refused with 503 before its body is read."""
+
+    # -- admission: per-request caps and bounded waiting --------------------------------
+
+    admission_rows: int = Field(default=8192, ge=1, le=10_000_000)
+    """Observations (model rows) of one model admitted in flight at once, from before a
+    request waits for its streams until it answered; a request that does not fit is
+    refused whole with 503 before any work. Bounds the queueing time of admitted work
+    (about this many rows over the model's rows/s) and the parsed requests held."""
+
+    refusal_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    """After answering a request refused for load (503), share (429) or key (401/403) at
+    once, its connection reads nothing more for this long, so clients that retry without
+    waiting cannot make refusals the server's main work. 0 disables."""
+
+    max_steps_per_request: int = Field(default=20_000, ge=1, le=100_000_000)
+    """Most model steps (observations plus filled periods) one request may run; more is
+    413 too_many_steps before any step."""
+
+    max_answer_bytes: int = Field(default=32 * 1_048_576, ge=65536)
+    """Upper bound of a multi-stream answer, estimated before any work from its entries
+    and forecast detail; more is 413 answer_too_large."""
+
+    max_waiting_per_stream: int = Field(default=256, ge=1, le=1_000_000)
+    """Requests queued behind one stream's lock; beyond it 429 stream_busy."""
+
+    # -- per-key stream quotas (authentication on) --------------------------------------
+
+    key_max_streams: int | None = Field(default=None, ge=1)
+    """Live streams per key and model (a key's max_streams overrides it); unset: only
+    the model's max_streams."""
+
+    key_new_streams_per_second: float = Field(default=1000.0, gt=0)
+    """New streams a key may create per second and model (token bucket with a burst of
+    one second's worth; a key's new_streams_per_second overrides it)."""
+
+    eviction_grace_seconds: float = Field(default=300.0, ge=0)
+    """A stream created less than this ago by a key within its quota is never evicted
+    to make room for another."""
+
+    @field_validator("providers", "allowed_hosts", "cors_origins", mode="before")
     @classmethod
-    def _split_providers(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         # Accept both '["A","B"]' and 'A,B' from the environment.
         if isinstance(value, str):
             text = value.strip()
@@ -133,7 +218,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown providers {unknown}; known: {sorted(_KNOWN_PROVIDERS)}")
         return value
 
-    @field_validator("snapshot_path", mode="before")
+    @field_validator("snapshot_path", "api_keys_file", mode="before")
     @classmethod
     def _empty_disables(cls, value: object) -> object:
         return None if value in ("", None) else value

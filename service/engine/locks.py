@@ -2,7 +2,9 @@
 
 A stream with work in flight has an entry in ``_busy``; the common case (no other
 request on that stream) takes and drops it without awaiting. Waiters queue in arrival
-order, which is what keeps observations of one stream in arrival order.
+order, which is what keeps observations of one stream in arrival order. The queue of
+one stream is bounded: a client flooding one stream gets 429 instead of parking an
+unbounded number of parsed requests behind its lock.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from service.errors import TooManyRequests
+
 
 class StreamLocks:
-    def __init__(self) -> None:
+    def __init__(self, max_waiting: int = 1 << 30) -> None:
         self._busy: dict[str, deque[asyncio.Future[None]] | None] = {}
+        self.max_waiting = max_waiting
 
     def busy(self, stream_id: str) -> bool:
         return stream_id in self._busy
@@ -30,6 +35,12 @@ class StreamLocks:
         waiters = self._busy[stream_id]
         if waiters is None:
             waiters = self._busy[stream_id] = deque()
+        elif len(waiters) >= self.max_waiting:
+            raise TooManyRequests(
+                f"stream_id: {self.max_waiting} requests already wait for this stream; "
+                "send its observations in fewer, larger requests",
+                code="stream_busy",
+            )
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(future)
         return future

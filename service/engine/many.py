@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from service.engine.batcher import Item
 from service.engine.lane import Generic, Simple
 from service.engine.step import Job, run_jobs
-from service.errors import InferenceError, ServiceError
+from service.errors import InferenceError, PayloadTooLarge, ServiceError
 from service.protocol.answers import Body
 from service.protocol.entries import Entry
 from service.protocol.requests import Obs
@@ -48,6 +48,7 @@ async def observe_many(
     jobs: list[tuple[int, Job]] = []
     simple: list[Simple] = []
     waiters: list[asyncio.Future[None]] = []
+    turns: list[asyncio.Future[None]] = []  # lock turns of the entries that wait
     held: list[str] = []
     locks = self.locks
     lookup = self.store.lookup
@@ -80,8 +81,13 @@ async def observe_many(
                 results[i] = entry
                 continue
             sid, obs, reset = entry
-            turn = enqueue(sid)
+            try:
+                turn = enqueue(sid)
+            except ServiceError as exc:  # too many requests waiting on that stream
+                results[i] = exc
+                continue
             if turn is not None:
+                turns.append(turn)
                 waiters.append(asyncio.ensure_future(later(i, sid, obs, reset, turn)))
                 queued.add(i)
                 continue
@@ -118,6 +124,17 @@ async def observe_many(
             else:
                 results[i] = plan
                 unwritten.append(g)
+        steps = len(block.entries if block is not None else ()) + sum(
+            job.n_obs + job.filled for _, job in jobs
+        )
+        if steps > self.max_steps:  # refused whole, before any step
+            for future in (*turns, *waiters):  # never ran: leave their queues
+                future.cancel()
+            raise PayloadTooLarge(
+                f"streams: {steps} model steps (observations and filled periods), "
+                f"more than the limit of {self.max_steps} per request",
+                code="too_many_steps",
+            )
         block_items: list[Item] = []
         block_done: asyncio.Future[None] | None = None
         if block is not None:

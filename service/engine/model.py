@@ -15,11 +15,12 @@ import numpy as np
 from service.engine import many
 from service.engine.accuracy import Accuracy
 from service.engine.artifacts import LoadedModel
-from service.engine.batcher import Batcher
+from service.engine.batcher import Admission, Batcher
 from service.engine.calendar import Calendar
 from service.engine.lane import Lane
 from service.engine.locks import StreamLocks
 from service.engine.plan import Planner
+from service.engine.quotas import StreamQuotas
 from service.engine.redis_store import RedisLink, RedisStateStore
 from service.engine.rows import Rows
 from service.engine.step import Job, StepSpec, run_jobs
@@ -57,16 +58,25 @@ class ModelStreams:
         self.wire = WireSpec(len(spec.inputs), settings.max_history, spec.bounds)
         calendar = Calendar(spec.frequency, spec.frequency_seconds, spec.horizon)
         self.answers = Answers(calendar.forecast_ts_json, spec.quantiles, spec.median_index)
-        self.locks = StreamLocks()
+        self.locks = StreamLocks(settings.max_waiting_per_stream)
+        self.quotas = StreamQuotas(
+            settings.key_max_streams,
+            settings.key_new_streams_per_second,
+            settings.eviction_grace_seconds,
+        )
+        busy, protected = self.locks.busy, self.quotas.protected
+
+        def spared(sid: str) -> bool:
+            # Eviction and expiry spare streams in flight and fresh streams within quota.
+            return busy(sid) or protected(sid)
+
         layout = StoreLayout(spec.state_size, spec.horizon * len(spec.quantiles), len(spec.inputs))
         self.store: StateStore
         if redis is None:
-            self.store = MemoryStateStore(
-                layout, settings.max_streams, self.locks.busy, self._on_evict
-            )
+            self.store = MemoryStateStore(layout, settings.max_streams, spared, self._on_evict)
         else:
             self.store = RedisStateStore(
-                layout, settings.max_streams, self.locks.busy, self._on_evict, redis.client,
+                layout, settings.max_streams, spared, self._on_evict, redis.client,
                 spec.name, spec.version, settings.stream_ttl_seconds, redis.health,
             )  # fmt: skip
         self.accuracy = Accuracy(spec.horizon, settings.accuracy_sample_fraction, metrics)
@@ -77,8 +87,10 @@ class ModelStreams:
         step = StepSpec(rows, len(spec.inputs), spec.target_index, spec.median_index, self.accuracy)
         self.planner = Planner(
             step, self.store, calendar, self.answers, self.accuracy, metrics,
-            settings.max_gap_steps,
+            settings.max_gap_steps, settings.max_steps_per_request,
         )  # fmt: skip
+        self.max_steps = settings.max_steps_per_request
+        self.admission = Admission(settings.admission_rows, metrics)
         self.lane = Lane(
             self.store, rows, calendar, self.accuracy, self.sampled, self.answers, metrics,
             spec.target_index, spec.median_index,
@@ -95,6 +107,7 @@ class ModelStreams:
     # -- lifecycle -------------------------------------------------------------------
 
     def _on_evict(self, stream_ids: list[str]) -> None:
+        self.quotas.forget(stream_ids)
         for sid in stream_ids:
             self.accuracy.forget(sid)
         self.metrics.evictions.inc(len(stream_ids))
@@ -108,6 +121,7 @@ class ModelStreams:
 
     def expire(self, ttl: float) -> int:
         expired = self.store.expire(ttl)
+        self.quotas.forget(expired)
         for sid in expired:
             self.accuracy.forget(sid)
         if expired:
@@ -169,8 +183,9 @@ class ModelStreams:
 
     async def observe(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
         locks = self.locks
-        await locks.wait(stream_id, locks.enqueue(stream_id))
-        return await self._observe_locked(stream_id, obs, reset)
+        with self.admission.hold(len(obs)):  # whole or not at all, before any wait
+            await locks.wait(stream_id, locks.enqueue(stream_id))
+            return await self._observe_locked(stream_id, obs, reset)
 
     async def _observe_locked(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
         try:
@@ -233,13 +248,17 @@ class ModelStreams:
         detail: str = "full",
         on_result: Callable[[int, Body | ServiceError], None] | None = None,
     ) -> list[Body | ServiceError]:
-        """Many streams in one go (engine/many.py)."""
-        return await many.observe_many(self, entries, detail, on_result)
+        """Many streams in one go (engine/many.py), admitted whole (or 503 before any
+        work)."""
+        cost = sum(len(e[1]) for e in entries if not isinstance(e, ServiceError))
+        with self.admission.hold(cost):
+            return await many.observe_many(self, entries, detail, on_result)
 
     async def forecast(self, obs: list[Obs]) -> Body:
         """Stateless: run a history from zero state; touches no stream."""
         job = self.planner.stateless(obs)
-        await run_jobs(self.batcher, [job])  # never committed, so never scored
+        with self.admission.hold(len(obs)):
+            await run_jobs(self.batcher, [job])  # never committed, so never scored
         if job.error is not None:
             raise job.error
         assert job.last is not None and job.forecast is not None
@@ -269,6 +288,7 @@ class ModelStreams:
                     f"stream_id: no live stream {stream_id!r} in model {self.name!r}"
                 )
             self.accuracy.forget(stream_id)
+            self.quotas.forget((stream_id,))
             self.metrics.live_streams.set(len(self.store))
         finally:
             self.locks.release(stream_id)

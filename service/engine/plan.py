@@ -11,7 +11,7 @@ from service.engine.accuracy import Accuracy
 from service.engine.calendar import Calendar
 from service.engine.step import Job, Step, StepSpec
 from service.engine.store import NO_SEQ, StateStore
-from service.errors import GapTooLarge, InvalidInput, OutOfOrder
+from service.errors import GapTooLarge, InvalidInput, OutOfOrder, PayloadTooLarge
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.requests import Obs
@@ -28,6 +28,7 @@ class Planner:
         accuracy: Accuracy,
         metrics: ModelMetrics,
         max_gap: int,
+        max_steps: int = 1 << 62,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -36,6 +37,7 @@ class Planner:
         self.accuracy = accuracy
         self.metrics = metrics
         self.max_gap = max_gap
+        self.max_steps = max_steps  # observations plus filled periods, per request
         self.horizon = calendar.horizon
 
     def _steps(
@@ -48,6 +50,8 @@ class Planner:
         steps: list[Step] = []
         run: list[Obs] = []
         filled = 0
+        if len(obs) > self.max_steps:
+            raise self._too_many_steps(where)
         stored = prev_ts is not None  # the first gap, if any, is from the stored last ts
         if not self.calendar.last_ts_ok(obs[-1].ts):  # ts increase: the last is the latest
             raise InvalidInput(
@@ -73,6 +77,8 @@ class Planner:
                             f"{where}[{i}].ts: {streak} missing periods in a row before it, "
                             f"more than the limit of {self.max_gap}; {advice}"
                         )
+                    if len(obs) + filled + gap > self.max_steps:  # before building them
+                        raise self._too_many_steps(where)
                     if run:
                         steps.append(("rows", run))
                         run = []
@@ -104,6 +110,13 @@ class Planner:
         if run:
             steps.append(("rows", run))
         return steps, filled, streak
+
+    def _too_many_steps(self, where: str) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"{where}: more than {self.max_steps} model steps (observations and filled "
+            "periods) in one request",
+            code="too_many_steps",
+        )
 
     def plan(self, stream_id: str, obs: list[Obs], reset: bool) -> Job | Body:
         """Decide what a request does to a stream (caller holds the stream's lock)."""

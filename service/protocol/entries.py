@@ -28,6 +28,7 @@ from service.protocol.requests import (
     check_keys,
     check_reset,
     check_stream_id,
+    is_stream_id,
     parse_observations,
     parse_one,
 )
@@ -50,6 +51,24 @@ def parse_many_body(
     check_keys(data, allowed)
     detail = check_detail(data.get("forecast"))
     return ManyRequest(parse_entries(data.get("streams"), spec), detail)
+
+
+# Upper bounds of one result's size in bytes (a number is at most 16 characters and a
+# comma; a timestamp 32 characters and quotes; ids at most MAX_STREAM_ID; the rest keys).
+_RESULT_BYTES = MAX_STREAM_ID + 160
+_ERROR_BYTES = MAX_STREAM_ID + 100  # plus its message
+
+
+def answer_bytes(
+    entries: list[Entry | ServiceError], detail: str, horizon: int, n_quantiles: int
+) -> int:
+    """An upper bound of the answer's size, known before any work is done."""
+    numbers = {"full": n_quantiles, "median": 1, "none": 0}[detail]
+    per = _RESULT_BYTES + (horizon * (36 + 17 * numbers) if numbers else 0)
+    total = 0
+    for e in entries:
+        total += _ERROR_BYTES + len(e.message) if isinstance(e, ServiceError) else per
+    return total
 
 
 def check_detail(value: object) -> str:
@@ -87,6 +106,7 @@ def parse_entries(raw: object, spec: WireSpec) -> list[Entry | ServiceError]:
             if (
                 type(sid) is str
                 and 0 < len(sid) <= MAX_STREAM_ID
+                and is_stream_id(sid) is not None
                 and sid not in seen
                 and type(raw_obs) is list
                 and len(raw_obs) == 1
@@ -159,7 +179,7 @@ def parse_entry(
         if len(e) > 2 or "reset" in e:
             check_keys(e, ENTRY_KEYS, f"streams[{i}].")
         raw_id = e.get("stream_id")
-        if type(raw_id) is str and 0 < len(raw_id) <= MAX_STREAM_ID:
+        if type(raw_id) is str and 0 < len(raw_id) <= MAX_STREAM_ID and is_stream_id(raw_id):
             stream_id: str = raw_id
         else:
             stream_id = check_stream_id(raw_id, f"streams[{i}].stream_id")
@@ -177,9 +197,11 @@ def parse_entry(
         reset = check_reset(e.get("reset"), f"streams[{i}].reset") if "reset" in e else False
     except ServiceError as exc:
         sid = e.get("stream_id") if isinstance(e, dict) else None
+        if not (isinstance(sid, str) and len(sid) <= MAX_STREAM_ID and is_stream_id(sid)):
+            sid = None  # only a valid id is echoed: the answer stays bounded
         message = exc.message
         if not message.startswith("streams["):
             # Field paths inside an entry are relative: name the entry here, on error only.
             message = f"streams[{i}].observations{message}"
-        return exc.located(message, sid if isinstance(sid, str) else None)
+        return exc.located(message, sid)
     return stream_id, obs, reset

@@ -1,10 +1,11 @@
 """Every check of a request body, one version of each rule.
 
-The bodies are declared as pydantic models (``ObservationBody`` and friends): they are
-the API's schema in /openapi.json and docs/api.md. What runs per request is the hand
-lane below them — orjson, exact type checks, the field path formatted only on error —
-because a pydantic validation costs more than the rest of a small request (measured in
-docs/benchmarks.md); tests/service/test_openapi.py holds the two to the same verdicts.
+The bodies are declared as pydantic models in bodies.py (``ObservationBody`` and
+friends): they are the API's schema in /openapi.json and docs/api.md. What runs per
+request is the hand lane here — orjson, exact type checks, the field path formatted
+only on error — because a pydantic validation costs more than the rest of a small
+request (measured in docs/benchmarks.md); tests/service/test_openapi.py holds the two
+to the same verdicts.
 Checks that depend on the model (how many inputs, which must be positive) are the hand
 lane's alone and are described in the field docs.
 """
@@ -12,149 +13,40 @@ lane's alone and are described in the field docs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    model_validator,
-)
 
 from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
+from service.protocol.bodies import (
+    ECHO_CHARS,
+    F32_MAX,
+    MAX_SEQ,
+    MAX_STREAM_ID,
+    ForecastBody,
+    ManyStreamsBody,
+    ObservationBody,
+    StreamEntryBody,
+    StreamObservationsBody,
+    is_stream_id,
+)
 from service.protocol.timestamps import parse_ts
 
-F32_MAX = 3.4028234663852886e38
-MAX_SEQ = 2**62
-MAX_STREAM_ID = 256
+__all__ = [  # the schema models are re-exported: requests.py is the one place to look
+    "F32_MAX",
+    "MAX_SEQ",
+    "MAX_STREAM_ID",
+    "ForecastBody",
+    "ManyStreamsBody",
+    "ObservationBody",
+    "StreamEntryBody",
+    "StreamObservationsBody",
+    "is_stream_id",
+]
+
 OBS_KEYS = frozenset(("ts", "seq", "values", "value"))
 STREAM_KEYS = frozenset(("observations", "reset"))
 FORECAST_KEYS = frozenset(("observations",))
-
-# -- the schema ------------------------------------------------------------------------
-
-Number = StrictFloat | StrictInt
-
-
-class ObservationBody(BaseModel):
-    """One observation: a timestamp and the model's inputs in manifest order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ts: StrictStr | Number = Field(
-        description="ISO 8601 (UTC when no zone is given) or epoch seconds, "
-        "0001-01-01 to 9999-12-31",
-        examples=["2014-06-01T00:00:00Z", 1401580800],
-    )
-    seq: StrictInt | None = Field(
-        None,
-        ge=0,
-        lt=MAX_SEQ,
-        description="Per-stream sequence number for exactly-once retries (give it on "
-        "every observation of a request or on none)",
-    )
-    values: list[Number | None] | None = Field(
-        None,
-        description="The model's inputs in manifest order (as many as the model takes; "
-        "null = missing, filled from the forecast); each must fit float32",
-    )
-    value: Number | None = Field(
-        None, description="For a one-input model: the input alone (instead of values)"
-    )
-
-    @model_validator(mode="after")
-    def _values_or_value(self) -> ObservationBody:
-        given = {"values", "value"} & self.model_fields_set
-        if len(given) != 1:
-            raise ValueError("give values or value (exactly one)")
-        if "values" in given and self.values is None:
-            raise ValueError("values must be a list")
-        return self
-
-
-class StreamObservationsBody(BaseModel):
-    """New observations of one stream, oldest first."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "observations": [
-                        {"ts": "2014-06-01T00:00:00Z", "seq": 1, "values": [4102.5, 13.2]}
-                    ]
-                }
-            ]
-        },
-    )
-
-    observations: list[ObservationBody] = Field(min_length=1)
-    reset: StrictBool | None = Field(
-        None, description="Start the stream over from these observations"
-    )
-
-
-class ForecastBody(BaseModel):
-    """A history, oldest first; the forecast after its last observation (touches no stream)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "observations": [
-                        {"ts": "2014-06-01T00:00:00Z", "values": [4102.5, 13.2]},
-                        {"ts": "2014-06-01T00:30:00Z", "values": [4011.0, 13.0]},
-                    ]
-                }
-            ]
-        },
-    )
-
-    observations: list[ObservationBody] = Field(min_length=1)
-
-
-class StreamEntryBody(BaseModel):
-    """One stream's part of a multi-stream request."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    stream_id: StrictStr = Field(min_length=1, max_length=MAX_STREAM_ID)
-    observations: list[ObservationBody] = Field(min_length=1)
-    reset: StrictBool | None = None
-
-
-class ManyStreamsBody(BaseModel):
-    """Observations of many streams. A bad entry gets its own error in the answer and the
-    others still apply; each stream may appear once."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "streams": [
-                        {
-                            "stream_id": "a",
-                            "observations": [{"ts": 1401580800, "values": [1.0, 2.0]}],
-                        }
-                    ],
-                    "forecast": "median",
-                }
-            ]
-        },
-    )
-
-    streams: list[StreamEntryBody] = Field(min_length=1)
-    forecast: Literal["full", "median", "none"] | None = Field(
-        None, description="How much forecast each result carries (default full)"
-    )
-
 
 # -- the hand lane -----------------------------------------------------------------------
 
@@ -203,7 +95,7 @@ def check_keys(data: dict[str, Any], allowed: frozenset[str], where: str = "") -
     for key in data:
         if key not in allowed:
             names = ", ".join(sorted(allowed))
-            raise InvalidInput(f"{where}{key}: unknown field (allowed: {names})")
+            raise InvalidInput(f"{where}{key:.{ECHO_CHARS}}: unknown field (allowed: {names})")
 
 
 def check_stream_id(value: object, where: str) -> str:
@@ -211,7 +103,23 @@ def check_stream_id(value: object, where: str) -> str:
         raise InvalidInput(f"{where}: must be a non-empty string, got {_type_name(value)}")
     if len(value) > MAX_STREAM_ID:
         raise InvalidInput(f"{where}: longer than {MAX_STREAM_ID} characters")
+    if is_stream_id(value) is None:
+        raise InvalidInput(
+            f"{where}: may only hold the characters A-Z a-z 0-9 . _ : ~ - (got {value!r})"
+        )
     return value
+
+
+MAX_ECHO_ID = 128
+
+
+def check_echo_id(value: object) -> object:
+    """A WebSocket message's "id", echoed in every answer to it: so it is bounded."""
+    if value is None or type(value) in (int, float, bool):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_ECHO_ID:
+        return value
+    raise InvalidInput(f"id: must be a number or a string of at most {MAX_ECHO_ID} characters")
 
 
 def check_reset(value: object, where: str) -> bool:
@@ -264,7 +172,8 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int, bounds: Bounds = ()
     for key in o:
         if key not in OBS_KEYS:
             raise InvalidInput(
-                f"{prefix}[{i}].{key}: unknown field (allowed: ts, seq, values, value)"
+                f"{prefix}[{i}].{key:.{ECHO_CHARS}}: unknown field "
+                "(allowed: ts, seq, values, value)"
             )
     raw_ts = o.get("ts")
     if raw_ts is None:
@@ -288,6 +197,8 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int, bounds: Bounds = ()
             field = "value"
         else:
             raise InvalidInput(f"{prefix}[{i}].values: is required")
+        if "values" in o:  # null is not a list (the schema says so too)
+            raise InvalidInput(f"{prefix}[{i}].values: must be a list, got null")
     elif "value" in o:
         raise InvalidInput(f"{prefix}[{i}]: give values or value, not both")
     elif type(values) is not list:

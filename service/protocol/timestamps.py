@@ -6,11 +6,17 @@ send wall-clock time, which the artifact contract (docs/artifact.md) says to tak
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from functools import lru_cache
 
 MIN_TS = -62135596800.0  # 0001-01-01
 MAX_TS = 253402300799.0  # 9999-12-31T23:59:59, the last formattable second
+
+
+MAX_TS_CHARS = 64  # longer than any ISO 8601 form we take; checked before any parsing
+ISO_CACHE_BYTES = 4 * 1_048_576
+_ENTRY_OVERHEAD = 120  # a dict slot and the float, beyond the key's own size
 
 
 def parse_ts(value: object) -> float:
@@ -19,7 +25,8 @@ def parse_ts(value: object) -> float:
     Raises ValueError with the reason; the caller names the field.
     """
     if isinstance(value, str):
-        return _parse_iso(value)
+        t = _iso_cache.get(value)
+        return _parse_iso(value) if t is None else t
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         t = float(value)
         if not (MIN_TS <= t <= MAX_TS):  # also rejects NaN and infinity
@@ -28,9 +35,22 @@ def parse_ts(value: object) -> float:
     raise ValueError("must be an ISO 8601 string or epoch seconds")
 
 
-# Producers send the same tick for many streams: parsing and formatting are cached.
-@lru_cache(maxsize=65536)
+# Producers send the same tick for many streams, so parsed strings are cached. The cache
+# is bounded in bytes (a client chooses the strings): only strings of at most
+# MAX_TS_CHARS that parsed are kept, and it is emptied when full (a new tick refills it).
+_iso_cache: dict[str, float] = {}
+_iso_cache_bytes = 0
+
+
+def iso_cache_bytes() -> int:
+    """What the parse cache holds now, in (estimated) bytes."""
+    return _iso_cache_bytes
+
+
 def _parse_iso(value: str) -> float:
+    global _iso_cache_bytes
+    if len(value) > MAX_TS_CHARS:
+        raise ValueError(f"longer than {MAX_TS_CHARS} characters")
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
@@ -43,6 +63,12 @@ def _parse_iso(value: str) -> float:
         raise ValueError("timestamp out of range") from None
     if not (MIN_TS <= t <= MAX_TS):  # e.g. 9999-12-31T23:00-12:00 is in year 10000
         raise ValueError("timestamp out of range (0001-01-01 to 9999-12-31 UTC)")
+    cost = sys.getsizeof(value) + _ENTRY_OVERHEAD
+    if _iso_cache_bytes + cost > ISO_CACHE_BYTES:
+        _iso_cache.clear()
+        _iso_cache_bytes = 0
+    _iso_cache[value] = t
+    _iso_cache_bytes += cost
     return t
 
 

@@ -1,9 +1,14 @@
-"""The fast path: the hot POSTs answered straight from ASGI messages.
+"""The fast path: the hot routes answered straight from ASGI messages.
 
 Producers call the observation POSTs thousands of times a second; for them FastAPI's
-routing, Request and Response objects cost more than the model step. This layer
-matches them from the route table (routes.HOT), calls the data plane and writes the
-answer itself; every other request goes on to the routed app.
+routing, Request and Response objects cost more than the model step. The probes are
+here too, so /healthz and /readyz answer at once under any load. This layer takes its
+routes from the table (routes.HOT), calls the data plane and writes the answer itself;
+every other request goes on to the routed app.
+
+Before a POST's body is read, two cheap refusals keep overload from costing memory:
+the body-bytes budget (limits.BodyBudget) and the model's admission (a saturated model
+answers 503 at once instead of buffering and parsing what it would refuse anyway).
 """
 
 from __future__ import annotations
@@ -16,66 +21,116 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane
-from service.errors import MethodNotAllowed, render
+from service.errors import MethodNotAllowed, RetryLater, render
 from service.metrics import Metrics
+from service.protocol.access import Principal
 from service.protocol.answers import Body, dumps
-from service.transport.limits import read_body, send_json
-from service.transport.routes import HOT
+from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY
+from service.transport.limits import (
+    BACKOFF_KEY,
+    BodyBudget,
+    content_length,
+    read_body,
+    send_json,
+    too_large,
+)
+from service.transport.routes import HOT, Route, allowed_methods
 
-Call = Callable[[DataPlane, dict[str, str], bytes], Awaitable[Body]]
+BYTES_PER_OBS = 100  # a compact multi-stream entry of one observation is ~60-100 bytes
+Call = Callable[[DataPlane, dict[str, str], bytes, Principal | None], Awaitable[Body]]
+Probe = Callable[[DataPlane], Body]
 
 # The data plane call of each hot route, by the route's operation name.
 _CALLS: dict[str, Call] = {
-    "observe_stream": lambda dp, p, body: dp.observe_stream(p["model"], p["stream_id"], body),
-    "observe_many": lambda dp, p, body: dp.observe_many(p["model"], body),
+    "observe_stream": lambda dp, p, body, who: dp.observe_stream(
+        p["model"], p["stream_id"], body, who
+    ),
+    "observe_many": lambda dp, p, body, who: dp.observe_many(p["model"], body, who),
+}
+_PROBES: dict[str, Probe] = {
+    "health": lambda dp: dp.health(),
+    "ready": lambda dp: dp.ready(),
 }
 
 
 class FastPath:
     def __init__(
-        self, app: ASGIApp, dataplane: DataPlane, metrics: Metrics, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        dataplane: DataPlane,
+        metrics: Metrics,
+        max_body_bytes: int,
+        budget: BodyBudget,
+        backoff: float = 0.0,
     ) -> None:
         self.app = app
+        self.backoff = backoff
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_body = max_body_bytes
-        self.routes: list[tuple[re.Pattern[str], str, Call]] = [
-            (compile_path(r.path)[0], r.path, _CALLS[r.name]) for r in HOT
+        self.budget = budget
+        self.hot = frozenset(HOT)
+        self.routes: list[tuple[re.Pattern[str], Route]] = [
+            (compile_path(r.path)[0], r) for r in HOT
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            route = scope.get(ROUTE_KEY)  # matched (path and method) by the guard
+            if route in self.hot:
+                await self._answer(scope, receive, send, route, scope[PARAMS_KEY])
+                return
             path: str = scope["path"]
-            for pattern, template, call in self.routes:
-                match = pattern.match(path)
-                if match is not None:
-                    if scope["method"] == "POST":
-                        await self._answer(receive, send, template, call, match.groupdict())
-                    else:
-                        await self._refuse(scope, send, template)
+            for pattern, route in self.routes:
+                if pattern.match(path) is not None:
+                    await self._refuse(scope, send, route)
                     return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, send: Send, template: str) -> None:
+    async def _refuse(self, scope: Scope, send: Send, route: Route) -> None:
         started = time.perf_counter()
         method = scope["method"]
-        exc = MethodNotAllowed(f"method: {method} is not allowed on this path", allow="POST")
+        exc = MethodNotAllowed(
+            f"method: {method[:40]} is not allowed on this path",
+            allow=allowed_methods(scope["path"]),
+        )
         status, error, headers = render(exc)
         await send_json(send, status, dumps(error), headers)
-        self.metrics.observe_http(template, method, status, time.perf_counter() - started)
+        self.metrics.observe_http(route.path, method, status, time.perf_counter() - started)
 
     async def _answer(
-        self, receive: Receive, send: Send, template: str, call: Call, params: dict[str, str]
+        self, scope: Scope, receive: Receive, send: Send, route: Route, params: dict[str, str]
     ) -> None:
         started = time.perf_counter()
         headers: dict[str, str] | None = None
+        taken = 0
         try:
-            body = await read_body(receive, self.max_body)
-            if body is None:
-                return  # the client left before sending its body
-            status, data = 200, dumps(await call(self.dataplane, params, body))
+            probe = _PROBES.get(route.name)
+            if probe is not None:
+                status, data = 200, dumps(probe(self.dataplane))
+            else:
+                dp = self.dataplane
+                length = content_length(scope)
+                # 503 now if even a lower bound of its cost does not fit: an observation
+                # takes more than BYTES_PER_OBS bytes of JSON.
+                estimate = max(1, (length or 0) // BYTES_PER_OBS)
+                dp.model(params["model"]).admission.check(estimate)
+                if length is not None and length > self.max_body:
+                    raise too_large(self.max_body)
+                wanted = self.max_body if length is None else length
+                self.budget.take(wanted)
+                taken = wanted
+                body = await read_body(receive, self.max_body)
+                if body is None:
+                    return  # the client left before sending its body
+                call = _CALLS[route.name]
+                status, data = 200, dumps(await call(dp, params, body, scope[PRINCIPAL_KEY]))
         except Exception as exc:
             status, error, headers = render(exc)
             data = dumps(error)
+            if isinstance(exc, RetryLater):
+                scope[BACKOFF_KEY] = self.backoff
+        finally:
+            self.budget.give(taken)
         await send_json(send, status, data, headers)
-        self.metrics.observe_http(template, "POST", status, time.perf_counter() - started)
+        self.metrics.observe_http(route.path, route.method, status, time.perf_counter() - started)

@@ -15,7 +15,9 @@ from starlette.responses import Response
 
 from service.dataplane import DataPlane
 from service.errors import ServiceError, as_service_error
+from service.protocol.access import Principal
 from service.protocol.answers import dumps
+from service.transport.guard import PRINCIPAL_KEY
 from service.transport.routes import ROUTES
 
 
@@ -24,6 +26,11 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _principal(request: Request) -> Principal | None:
+    """The caller the guard authenticated (None: authentication disabled)."""
+    return request.scope.get(PRINCIPAL_KEY)
 
 
 def _guarded(endpoint: Endpoint) -> Endpoint:
@@ -61,15 +68,21 @@ def add_routes(app: FastAPI, dataplane: DataPlane, openapi_document: dict[str, A
 
     async def forecast(request: Request) -> Response:
         body = await request.body()
-        return json_response(await dataplane.forecast(request.path_params["model"], body))
+        return json_response(
+            await dataplane.forecast(request.path_params["model"], body, _principal(request))
+        )
 
     async def status(request: Request) -> Response:
         p = request.path_params
-        return json_response(await dataplane.status(p["model"], p["stream_id"]))
+        return json_response(
+            await dataplane.status(p["model"], p["stream_id"], _principal(request))
+        )
 
     async def forget(request: Request) -> Response:
         p = request.path_params
-        return json_response(await dataplane.forget(p["model"], p["stream_id"]))
+        return json_response(
+            await dataplane.forget(p["model"], p["stream_id"], _principal(request))
+        )
 
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document)
@@ -86,7 +99,9 @@ def add_routes(app: FastAPI, dataplane: DataPlane, openapi_document: dict[str, A
         "openapi": openapi,
     }
     for route in ROUTES:
-        if not route.hot:
+        # The fast path answers the hot routes first; the probes stay routable here too,
+        # so the app alone (without its front layers) still answers them.
+        if not route.hot or route.method == "GET":
             app.add_api_route(
                 route.path,
                 _guarded(endpoints[route.name]),

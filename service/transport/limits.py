@@ -1,4 +1,5 @@
-"""Pure ASGI layers around the routed app: the body-size limit and request metrics.
+"""Pure ASGI layers around the routed app: the body-size limit, the budget of body
+bytes held at once, and request metrics.
 
 Pure ASGI rather than BaseHTTPMiddleware: a few microseconds, not a task per request.
 The route label is the matched template (FastAPI puts the route in the scope), so the
@@ -12,16 +13,43 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge, render
+from service.errors import PayloadTooLarge, Unavailable, render
 from service.metrics import Metrics
 from service.protocol.answers import dumps
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path, to bound cardinality
+# Set in a request's scope by a layer that refused it for load, share or a bad key: the
+# connection then reads nothing more for that many seconds (server.GuardedHttp), so a
+# client that retries at once cannot turn refusals into the server's main work.
+BACKOFF_KEY = "forecast.backoff"
 JSON_HEADER = (b"content-type", b"application/json")
 
 
 def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"body: larger than the limit of {limit} bytes")
+
+
+class BodyBudget:
+    """Bytes of request bodies (and WebSocket messages) held at once, across requests.
+
+    A request takes its declared length (the body limit when it declares none) before
+    its body is read and gives it back when answered, so many large requests at once
+    are refused with 503 up front instead of all being buffered."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, n: int) -> None:
+        if self.held and self.held + n > self.limit:
+            raise Unavailable(
+                "the service holds as many request bodies as it may; retry shortly",
+                code="busy",
+            )
+        self.held += n
+
+    def give(self, n: int) -> None:
+        self.held -= n
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
@@ -52,10 +80,13 @@ async def send_json(
 
 
 class LimitAndMeasure:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, budget: BodyBudget
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,12 +101,22 @@ class LimitAndMeasure:
                 status[0] = message["status"]
             await send(message)
 
+        taken = 0
         try:
-            length = _content_length(scope)
+            length = content_length(scope)
             if length is not None and length > limit:
                 code, body, headers = render(too_large(limit))
                 await send_json(send_wrapper, code, dumps(body), headers)
                 return
+            if scope["method"] in _BODY_METHODS:
+                wanted = limit if length is None else length
+                try:
+                    self.budget.take(wanted)
+                except Unavailable as exc:
+                    code, body, headers = render(exc)
+                    await send_json(send_wrapper, code, dumps(body), headers)
+                    return
+                taken = wanted
             received = [0]
 
             async def receive_limited() -> Message:
@@ -89,6 +130,7 @@ class LimitAndMeasure:
 
             await self.app(scope, receive_limited if length is None else receive, send_wrapper)
         finally:
+            self.budget.give(taken)
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
             self.metrics.observe_http(
@@ -96,7 +138,10 @@ class LimitAndMeasure:
             )
 
 
-def _content_length(scope: Scope) -> int | None:
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+
+
+def content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:

@@ -8,17 +8,36 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from service.protocol.bodies import MAX_STREAM_ID, STREAM_ID_PATTERN
 from service.protocol.schemas import ErrorBody
 from service.transport.routes import ROUTES, WS_ROUTE
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
-    400: "Malformed body (not JSON, or not an object)",
+    400: "Malformed body (not JSON, or not an object), or a Host this service does not serve",
+    401: "No API key, or an unknown one",
+    403: "The key lacks the route's scope, or the stream is outside its prefix",
     404: "Unknown model, stream or path",
     409: "Out of order: the observation goes backwards",
-    413: "Body or history too large",
+    413: "Body, history, model steps or answer too large",
+    415: "The body is not declared as application/json",
     422: "Invalid input: the message names the field and the reason",
+    429: "Over a share: too many requests waiting on the stream, or the key's stream quota "
+    "or new-stream rate; retry after Retry-After seconds",
     503: "Overloaded or not ready; retry after Retry-After seconds",
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    405: {"Allow": {"schema": {"type": "string"}}},
+    429: {"Retry-After": {"schema": {"type": "string"}}},
+    503: {"Retry-After": {"schema": {"type": "string"}}},
+}
+_PARAMS = {
+    "stream_id": {"type": "string", "pattern": STREAM_ID_PATTERN, "maxLength": MAX_STREAM_ID},
+}
+_SECURITY = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
 
 
@@ -35,9 +54,17 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
         params = re.findall(r"{(\w+)}", route.path)
         if params:
             op["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": p,
+                    "in": "path",
+                    "required": True,
+                    "schema": _PARAMS.get(p, {"type": "string"}),
+                }
                 for p in params
             ]
+        if route.scope is not None:
+            op["security"] = [{"bearer": []}, {"apiKey": []}]
+            op["description"] = f"Needs a key with the {route.scope} (or admin) scope."
         if route.body is not None:
             op["requestBody"] = {
                 "required": True,
@@ -56,6 +83,8 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
                 "description": _STATUS_TEXT[status],
                 "content": {"application/json": {"schema": {"$ref": ref[ErrorBody]}}},
             }
+            if status in _HEADERS:
+                responses[str(status)]["headers"] = _HEADERS[status]
         op["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {
@@ -67,5 +96,5 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
             'plus an optional "id"; see docs/api.md.',
         },
         "paths": paths,
-        "components": {"schemas": top.get("$defs", {})},
+        "components": {"schemas": top.get("$defs", {}), "securitySchemes": _SECURITY},
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import BaseModel
+from starlette.routing import compile_path
 
 from service.protocol import schemas
 from service.protocol.requests import ForecastBody, ManyStreamsBody, StreamObservationsBody
@@ -29,25 +30,73 @@ class Route:
     body: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     hot: bool = False  # answered by the ASGI fast path, not FastAPI
+    # The key scope it needs (None: open to anyone, e.g. the probes).
+    scope: str | None = "read"
+    # Media types its body must declare (None: any or none, e.g. a binary protocol's
+    # client that sends no Content-Type). Declaring JSON is what a cross-site page
+    # cannot do without a CORS preflight, which we never answer by default.
+    content_types: tuple[str, ...] | None = None
 
 
-_JSON_BODY = (400, 413, 422)  # every POST: malformed, too large, invalid
-_MODEL = (404, 503)  # every route under /v1/models/{model}: unknown, not ready or overloaded
-_STREAM = (404, 422, 503)
+JSON = ("application/json",)
+_JSON_BODY = (400, 413, 415, 422)  # every POST: malformed, too large, not JSON, invalid
+_AUTH = (401, 403)  # every route that needs a key
+_MODEL = (404, 429, 503)  # under /v1/models/{model}: unknown, over a share, overloaded
+_STREAM = (404, 422, 429, 503)
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/healthz", "health", "Process alive", schemas.HealthAnswer),
-    Route("GET", "/readyz", "ready", "Models loaded", schemas.ReadyAnswer, errors=(503,)),
-    Route("GET", "/metrics", "metrics", "Prometheus metrics (text format)", None),
-    Route("GET", "/openapi.json", "openapi", "This API description (OpenAPI 3.1)", None),
-    Route("GET", "/v1/models", "list_models", "Every model version", schemas.ModelsAnswer),
+    # The probes are hot too: under overload they must not queue behind FastAPI's stack.
+    Route(
+        "GET",
+        "/healthz",
+        "health",
+        "Process alive",
+        schemas.HealthAnswer,
+        hot=True,
+        scope=None,
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        "ready",
+        "Models loaded",
+        schemas.ReadyAnswer,
+        errors=(503,),
+        hot=True,
+        scope=None,
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics (text format)",
+        None,
+        errors=_AUTH,
+        scope="metrics",
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        "openapi",
+        "This API description (OpenAPI 3.1)",
+        None,
+        scope=None,
+    ),
+    Route(
+        "GET",
+        "/v1/models",
+        "list_models",
+        "Every model version",
+        schemas.ModelsAnswer,
+        errors=_AUTH,
+    ),
     Route(
         "GET",
         "/v1/models/{model}",
         "describe_model",
         "One model: the served version's manifest",
         schemas.ModelAnswer,
-        errors=(404,),
+        errors=(*_AUTH, 404),
     ),
     Route(
         "POST",
@@ -56,7 +105,9 @@ ROUTES: tuple[Route, ...] = (
         "Stateless forecast after a history",
         schemas.ForecastAnswer,
         ForecastBody,
-        _JSON_BODY + _MODEL,
+        _JSON_BODY + _AUTH + _MODEL,
+        scope="write",
+        content_types=JSON,
     ),
     Route(
         "POST",
@@ -65,8 +116,10 @@ ROUTES: tuple[Route, ...] = (
         "New observations of one stream; the forecast after the last",
         schemas.StreamAnswer,
         StreamObservationsBody,
-        _JSON_BODY + _MODEL + (409,),
+        _JSON_BODY + _AUTH + _MODEL + (409,),
         hot=True,
+        scope="write",
+        content_types=JSON,
     ),
     Route(
         "POST",
@@ -75,8 +128,10 @@ ROUTES: tuple[Route, ...] = (
         "Observations of many streams; a result or an error per stream",
         schemas.ManyAnswer,
         ManyStreamsBody,
-        _JSON_BODY + _MODEL,
+        _JSON_BODY + _AUTH + _MODEL,
         hot=True,
+        scope="write",
+        content_types=JSON,
     ),
     Route(
         "GET",
@@ -84,7 +139,7 @@ ROUTES: tuple[Route, ...] = (
         "status",
         "A stream's status",
         schemas.StatusAnswer,
-        errors=_STREAM,
+        errors=_AUTH + _STREAM,
     ),
     Route(
         "DELETE",
@@ -92,8 +147,18 @@ ROUTES: tuple[Route, ...] = (
         "forget",
         "Forget a stream",
         schemas.DeletedAnswer,
-        errors=_STREAM,
+        errors=_AUTH + _STREAM,
+        scope="admin",
     ),
 )
 
 HOT = tuple(r for r in ROUTES if r.hot)
+_PATTERNS = [(compile_path(r.path)[0], r.method) for r in ROUTES]
+
+
+def allowed_methods(path: str) -> str:
+    """The Allow header of a 405: every method the table serves on this path."""
+    return ", ".join(sorted({m for pattern, m in _PATTERNS if pattern.match(path)}))
+
+
+WS_SCOPE = "write"  # the WebSocket carries observations

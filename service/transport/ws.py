@@ -20,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from service.dataplane import DataPlane
 from service.errors import ServiceError, render
 from service.protocol.answers import dumps
+from service.transport.guard import PRINCIPAL_KEY
+from service.transport.limits import BodyBudget
 from service.transport.routes import WS_ROUTE
 
 log = logging.getLogger(__name__)
@@ -71,9 +74,10 @@ class Outbox:
         self.room.set()
 
 
-def add_ws_route(app: FastAPI, dataplane: DataPlane, max_bytes: int) -> None:
+def add_ws_route(app: FastAPI, dataplane: DataPlane, max_bytes: int, budget: BodyBudget) -> None:
     @app.websocket(WS_ROUTE)
     async def stream(websocket: WebSocket) -> None:
+        who = websocket.scope.get(PRINCIPAL_KEY)  # authenticated at the handshake
         await websocket.accept()
         try:
             model = dataplane.model(websocket.path_params["model"])
@@ -92,14 +96,24 @@ def add_ws_route(app: FastAPI, dataplane: DataPlane, max_bytes: int) -> None:
                     break
                 text = message.get("text")
                 raw = text.encode() if text is not None else message.get("bytes") or b""
+                del message, text
                 await outbox.room.wait()  # the client reads its answers, or waits
                 await gate.acquire()  # released by the sender once the answers are out
+                size = len(raw)
+                try:
+                    budget.take(size)  # shared with HTTP bodies: bytes held at once
+                except ServiceError as exc:
+                    status, body, _ = render(exc)
+                    outbox.put(dumps({"status": status, **body}))
+                    outbox.done(gate)
+                    continue
                 task = asyncio.ensure_future(
-                    dataplane.ws_message(model, raw, max_bytes, lambda b: outbox.put(dumps(b)))
+                    dataplane.ws_message(model, raw, max_bytes, lambda b: outbox.put(dumps(b)), who)
                 )
+                del raw
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                task.add_done_callback(lambda _: outbox.done(gate))
+                task.add_done_callback(_finish(budget, size, outbox, gate))
         except WebSocketDisconnect:
             pass
         finally:
@@ -109,6 +123,18 @@ def add_ws_route(app: FastAPI, dataplane: DataPlane, max_bytes: int) -> None:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+
+
+def _finish(
+    budget: BodyBudget, size: int, outbox: Outbox, gate: asyncio.Semaphore
+) -> Callable[[object], None]:
+    """What a message's task does when done: give its bytes back, free its slot."""
+
+    def done(_: object) -> None:
+        budget.give(size)
+        outbox.done(gate)
+
+    return done
 
 
 async def _send_loop(websocket: WebSocket, outbox: Outbox) -> None:

@@ -227,6 +227,7 @@ def running_service(
     full_env |= {
         "FORECAST_SNAPSHOT_PATH": "",
         "FORECAST_LOG_LEVEL": "warning",
+        "FORECAST_AUTH_DISABLED": "true",  # these tests are about metrics, not keys
         **(env or {}),
         "FORECAST_HOST": "127.0.0.1",
         "FORECAST_PORT": str(port),
@@ -297,12 +298,18 @@ class Traffic:
     def errors(self) -> None:
         """One of each client mistake; each must be refused with its status."""
         c, m = self.client, self.model
+        JSON = {"content-type": "application/json"}
         bad = sensor_observation(0) | {"values": [1.0]}  # one value, two inputs expected
         expected = [
             (c.post("/v1/models/no-such-model/streams/x/observations", json={}), 404),
             (c.get("/v1/models/no-such-model"), 404),
             (c.post(f"/v1/models/{m}/streams/bad/observations", json={"observations": [bad]}), 422),
-            (c.post(f"/v1/models/{m}/streams/bad/observations", content=b"{not json"), 400),
+            (
+                c.post(
+                    f"/v1/models/{m}/streams/bad/observations", content=b"{not json", headers=JSON
+                ),
+                400,
+            ),
         ]
         for response, status in expected:
             assert response.status_code == status, (status, response.text)

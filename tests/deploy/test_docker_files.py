@@ -350,7 +350,7 @@ def served_metrics(
     """(route paths of the app, /metrics text of the running service after traffic)."""
     from service.app import create_app
 
-    app = create_app(Settings(models_dir=tiny_models_dir, snapshot_path=None))
+    app = create_app(Settings(models_dir=tiny_models_dir, snapshot_path=None, auth_disabled=True))
     paths = set(_route_paths(app.routes))
     env = {"FORECAST_MAX_STREAMS": "4", "FORECAST_ACCURACY_SAMPLE_FRACTION": "1"}
     log_dir = tmp_path_factory.mktemp("service")

@@ -18,6 +18,7 @@ import uvicorn
 
 from service.app import create_app
 from service.settings import Settings
+from service.transport.server import uvicorn_config
 
 SENSOR = "tiny-sensor"
 STOCK = "tiny-stock"
@@ -40,15 +41,7 @@ class LiveServer:
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.app,
-            loop="uvloop",
-            http="httptools",
-            ws="websockets-sansio",
-            ws_max_size=settings.max_body_bytes,
-            log_level="warning",
-            lifespan="on",
-        )
+        config = uvicorn_config(self.app, settings, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +88,8 @@ def make_settings(models: Path, tmp: Path, **overrides: Any) -> Settings:
         "snapshot_path": tmp / "snapshot.npz",
         "max_gap_steps": 4,
         "accuracy_sample_fraction": 1.0,
+        # Most tests are about the API, not about keys: the auth tests turn it on.
+        "auth_disabled": True,
     }
     values.update(overrides)
     return Settings(**values)

@@ -129,7 +129,9 @@ def test_stateless_forecast_errors(models_dir: Path, sclient: httpx.Client) -> N
 
 def test_multi_stream_request_level_errors(sclient: httpx.Client) -> None:
     url = f"/v1/models/{SENSOR}/observations"
-    assert sclient.post(url, content=b"{", headers={"content-type": "x"}).status_code == 400
+    assert sclient.post(url, content=b"{", headers={"content-type": "x"}).status_code == 415
+    json_header = {"content-type": "application/json"}
+    assert sclient.post(url, content=b"{", headers=json_header).status_code == 400
     assert sclient.post(url, json={"streams": {}}).status_code == 422
     assert sclient.post(url, json={"streams": []}).status_code == 422
     r = sclient.post(url, json={"streams": [1, "a"]}).json()["results"]

@@ -10,6 +10,7 @@ import httpx
 from svc_helpers import SENSOR, LiveServer, held_out, obs_body
 
 GOOD_STATUSES = {200, 400, 404, 405, 409, 413, 422}
+JSON = {"content-type": "application/json"}
 
 
 def _mutations(rng: random.Random, valid: dict) -> bytes:
@@ -54,7 +55,7 @@ def test_fuzzed_requests_never_break_the_service(models_dir: Path, server: LiveS
         targets = [url, f"/v1/models/{SENSOR}/observations", f"/v1/models/{SENSOR}/forecast"]
         for _ in range(300):
             body = _mutations(rng, valid)
-            r = c.post(rng.choice(targets), content=body)
+            r = c.post(rng.choice(targets), content=body, headers=JSON)
             assert r.status_code in GOOD_STATUSES, (body[:200], r.status_code, r.text[:300])
             if r.status_code != 200:
                 assert set(r.json()) == {"error"} and r.json()["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,8 +26,11 @@ def _free_port() -> int:
 
 
 def _start(models_dir: Path, snapshot: str, **settings: str) -> tuple[subprocess.Popen, int]:
-    """`python -m service` on a free port; returns once /readyz answers 200."""
+    """`python -m service` on a free port; returns once /readyz answers 200.
+    Authentication is on by default: without an api_keys_file setting it is disabled."""
     port = _free_port()
+    if "api_keys_file" not in settings:
+        settings = {"auth_disabled": "true", **settings}
     env = {
         **os.environ,
         "FORECAST_PORT": str(port),
@@ -56,12 +60,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_python_m_service(models_dir: Path, tmp_path: Path) -> None:
-    proc, port = _start(models_dir, str(tmp_path / "snap.npz"))
+    keys = tmp_path / "keys"
+    keys.write_text(f"{hashlib.sha256(b'main-key').hexdigest()} scopes=write name=main\n")
+    proc, port = _start(models_dir, str(tmp_path / "snap.npz"), api_keys_file=str(keys))
     try:
-        r = httpx.post(
-            f"http://127.0.0.1:{port}/v1/models/{SENSOR}/streams/p/observations",
-            json={"observations": [{"ts": "2014-12-28T00:00:00", "values": [4000.0, 20.0]}]},
-        )
+        url = f"http://127.0.0.1:{port}/v1/models/{SENSOR}/streams/p/observations"
+        body = {"observations": [{"ts": "2014-12-28T00:00:00", "values": [4000.0, 20.0]}]}
+        assert httpx.post(url, json=body).status_code == 401  # authentication is on by default
+        r = httpx.post(url, json=body, headers={"Authorization": "Bearer main-key"})
         assert r.status_code == 200
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal after its graceful shutdown, hence -SIGTERM.
@@ -121,3 +127,13 @@ def test_websocket_message_over_max_body_bytes_closes_with_1009(models_dir: Path
         assert count == 1
     finally:
         _stop(proc)
+
+
+def test_a_keys_file_that_does_not_parse_exits_with_a_message(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("not-a-hash scopes=read\n")
+    env = {**os.environ, "FORECAST_API_KEYS_FILE": str(keys)}
+    out = subprocess.run(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "line 1" in out.stderr and "sha256" in out.stderr

@@ -109,3 +109,29 @@ def test_intra_op_threads_reach_every_ort_session(
         for model in server.service.models.values():
             options = model.runtime.session.get_session_options()
             assert options.intra_op_num_threads == want
+
+
+def test_settings_reach_uvicorn(monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> None:
+    import service.__main__ as main_module
+
+    configs: list[Any] = []
+
+    class FakeServer:
+        def __init__(self, config: Any) -> None:
+            configs.append(config)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(main_module, "configure_logging", lambda level: None)
+    monkeypatch.setattr(main_module.uvicorn, "Server", FakeServer)
+    monkeypatch.setenv("FORECAST_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("FORECAST_AUTH_DISABLED", "true")
+    assert main_module.main() == 0
+    monkeypatch.setenv("FORECAST_PROXY_HEADERS", "true")
+    monkeypatch.setenv("FORECAST_KEEP_ALIVE_SECONDS", "7")
+    monkeypatch.setenv("FORECAST_MAX_CONNECTIONS", "99")
+    assert main_module.main() == 0
+    assert [c.proxy_headers for c in configs] == [False, True]
+    assert (configs[1].timeout_keep_alive, configs[1].limit_concurrency) == (7, 99)
+    assert configs[1].http.__name__ == "GuardedHttp"  # the read timeout and head limit
