@@ -21,7 +21,11 @@ from service.transport.asgi import FastPath
 from service.transport.http import add_routes
 from service.transport.limits import LimitAndMeasure
 from service.transport.openapi import build_openapi
+from service.transport.v2_grpc import V2Grpc
+from service.transport.v2_http import V2Http
 from service.transport.ws import add_ws_route
+
+log = logging.getLogger(__name__)
 
 
 class ForecastApp(FastAPI):
@@ -48,9 +52,17 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await registry.start()
+        grpc_server = None
         try:
+            if settings.grpc_port is not None:
+                grpc = V2Grpc(dataplane, registry.metrics, settings.max_body_bytes)
+                grpc_server, app.state.grpc_port = grpc.server(settings.host, settings.grpc_port)
+                await grpc_server.start()
+                log.info("KServe v2 gRPC on %s:%d", settings.host, app.state.grpc_port)
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)  # in-flight calls finish first
             await registry.stop()
 
     app = ForecastApp(
@@ -61,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,  # ours is generated from the route table (transport/openapi.py)
     )
     app.state.service = registry
+    app.state.grpc_port = None  # the bound port once the lifespan started gRPC
     add_routes(app, dataplane, build_openapi(app.title, app.version))
     add_ws_route(app, dataplane, settings.max_body_bytes)
 
@@ -77,7 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_exception_handler(kind, any_error)  # FastAPI's own would answer these first
 
     limited = LimitAndMeasure(app.routed, registry.metrics, settings.max_body_bytes)
-    app.front = FastPath(limited, dataplane, registry.metrics, settings.max_body_bytes)
+    fast = FastPath(limited, dataplane, registry.metrics, settings.max_body_bytes)
+    app.front = V2Http(fast, dataplane, registry.metrics, settings.max_body_bytes)
     return app
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from service.protocol.schemas import ErrorBody
+from service.protocol.v2_schemas import V2ErrorBody
 from service.transport.routes import ROUTES, WS_ROUTE
 
 _REF = "#/components/schemas/{model}"
@@ -20,10 +21,15 @@ _STATUS_TEXT = {
     422: "Invalid input: the message names the field and the reason",
     503: "Overloaded or not ready; retry after Retry-After seconds",
 }
+_V2_STATUS_TEXT = {
+    **_STATUS_TEXT,
+    400: "Bad request (body, tensor or parameter): the text names it and the reason",
+    404: "Unknown model or version",
+}
 
 
 def build_openapi(title: str, version: str) -> dict[str, Any]:
-    models: list[type[BaseModel]] = [ErrorBody]
+    models: list[type[BaseModel]] = [ErrorBody, V2ErrorBody]
     for route in ROUTES:
         models += [m for m in (route.body, route.answer) if m is not None]
     unique = list(dict.fromkeys(models))
@@ -51,10 +57,11 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
         else:
             ok["content"] = {"application/json": {"schema": {"type": "object"}}}
         responses: dict[str, Any] = {"200": ok}
+        error = ref[V2ErrorBody] if route.v2 else ref[ErrorBody]
         for status in route.errors:
             responses[str(status)] = {
-                "description": _STATUS_TEXT[status],
-                "content": {"application/json": {"schema": {"$ref": ref[ErrorBody]}}},
+                "description": (_V2_STATUS_TEXT if route.v2 else _STATUS_TEXT)[status],
+                "content": {"application/json": {"schema": {"$ref": error}}},
             }
         op["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = op
