@@ -19,9 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from contract.manifest import median_index
+
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ForecasterSpec:
+    """The network's shape and mode (the graph's contract is contract.manifest.Manifest)."""
+
     n_features: int  # F: columns of x, in manifest order
     target_index: int  # the target's column in x
     horizon: int
@@ -34,7 +38,7 @@ class ModelSpec:
 
     @property
     def median_index(self) -> int:
-        return min(range(len(self.quantiles)), key=lambda i: abs(self.quantiles[i] - 0.5))
+        return median_index(self.quantiles)
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-stream state tensors, in graph order."""
@@ -53,7 +57,7 @@ class Forecaster(nn.Module):
     r_std: Tensor
     spread: Tensor
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ForecasterSpec) -> None:
         super().__init__()
         if spec.cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', not {spec.cell!r}")

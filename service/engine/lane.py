@@ -16,10 +16,10 @@ import numpy as np
 
 from service.engine.accuracy import Accuracy
 from service.engine.batcher import Item
+from service.engine.calendar import Calendar
 from service.engine.rows import Rows
 from service.engine.store import NO_SEQ, StateStore
 from service.errors import InferenceError, NonFiniteForecast, ServiceError
-from service.features import Calendar
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.requests import Obs

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from service.artifacts import LoadedModel
 from service.engine.accuracy import Accuracy
+from service.engine.artifacts import LoadedModel
 from service.engine.batcher import Batcher, Item
+from service.engine.calendar import Calendar
 from service.engine.lane import Generic, Lane, Simple
 from service.engine.locks import StreamLocks
 from service.engine.plan import Planner
@@ -24,7 +25,6 @@ from service.engine.rows import Rows
 from service.engine.step import Job, StepSpec, run_jobs
 from service.engine.store import NO_SEQ, MemoryStateStore, StateStore, StoreLayout
 from service.errors import InferenceError, QueueFull, ServiceError, StreamNotFound
-from service.features import Calendar
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.entries import Entry
@@ -73,7 +73,6 @@ class ModelStreams:
             loaded.runtime,
             self.store.get_rows,
             spec.n_features,
-            spec.state_size,
             settings.max_batch_rows,
             settings.queue_rows,
             metrics,

@@ -8,13 +8,14 @@ stream applied last, the same answer again. The caller holds the stream's lock.
 from __future__ import annotations
 
 from service.engine.accuracy import Accuracy
+from service.engine.calendar import Calendar
 from service.engine.step import Job, Step, StepSpec
 from service.engine.store import NO_SEQ, StateStore
 from service.errors import GapTooLarge, InvalidInput, OutOfOrder
-from service.features import Calendar, format_ts
 from service.metrics import ModelMetrics
 from service.protocol.answers import Answers, Body
 from service.protocol.requests import Obs
+from service.protocol.timestamps import format_ts
 
 
 class Planner:
@@ -110,11 +111,7 @@ class Planner:
         slot = store.lookup(stream_id)
         where = "observations"
         if slot is None:
-            steps, filled, streak = self._steps(obs, None, 0, where)
-            job = Job(self.spec, stream_id, steps, -1, None, None, filled, len(obs), True)
-            job.streak = streak
-            job.ring = self.accuracy.private_ring(stream_id, fresh=True)
-            return job
+            return self._fresh(stream_id, obs)
         last_seq, last_ts, _ = store.read(slot)
         final = obs[-1]
         by_seq = final.seq is not None and last_seq != NO_SEQ
@@ -124,11 +121,7 @@ class Planner:
             store.touch(slot)
             return self.stored(stream_id, slot, duplicate=True)
         if reset:
-            steps, filled, streak = self._steps(obs, None, 0, where)
-            job = Job(self.spec, stream_id, steps, -1, None, None, filled, len(obs), True)
-            job.streak = streak
-            job.ring = self.accuracy.private_ring(stream_id, fresh=True)
-            return job
+            return self._fresh(stream_id, obs)
         k = 0
         for o in obs:
             old = o.seq <= last_seq if by_seq and o.seq is not None else o.ts <= last_ts
@@ -157,6 +150,14 @@ class Planner:
         job = Job(self.spec, stream_id, steps, slot, forecast, inputs, filled, len(obs) - k, False)
         job.streak = streak
         job.ring = self.accuracy.private_ring(stream_id, fresh=False)
+        return job
+
+    def _fresh(self, stream_id: str, obs: list[Obs]) -> Job:
+        """A new stream, or one the client resets: stepped from zero state."""
+        steps, filled, streak = self._steps(obs, None, 0, "observations")
+        job = Job(self.spec, stream_id, steps, -1, None, None, filled, len(obs), True)
+        job.streak = streak
+        job.ring = self.accuracy.private_ring(stream_id, fresh=True)
         return job
 
     def stateless(self, obs: list[Obs]) -> Job:

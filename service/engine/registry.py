@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
-from service import artifacts
-from service.artifacts import BrokenModel, LoadedModel
-from service.engine import snapshot
+from service.engine import artifacts, snapshot
+from service.engine.artifacts import BrokenModel, LoadedModel
 from service.engine.model import ModelStreams
 from service.engine.store import StateStore
 from service.errors import ModelNotFound, ModelUnavailable, NotReady
@@ -30,7 +28,6 @@ class Registry:
         self.models: dict[str, ModelStreams] = {}
         self.found: list[LoadedModel | BrokenModel] = []
         self.ready = False
-        self.started_at = time.time()
         self._expiry: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------

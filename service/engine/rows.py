@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from service.artifacts import TimeFeature
-from service.features import time_feature
+from contract.timefeatures import TimeColumn, time_feature, time_feature_array
 
 
 class Rows:
     """Builds x rows of one model, one at a time or many at once."""
 
-    def __init__(self, features: Sequence[int | TimeFeature], n_inputs: int) -> None:
+    def __init__(self, features: Sequence[int | TimeColumn], n_inputs: int) -> None:
         self.n_features = len(features)
         self.n_inputs = n_inputs
         # (input index, 0, _) for a client input; (-1, period, is_sin) for a time feature.
@@ -40,6 +38,5 @@ class Rows:
             if idx >= 0:
                 x[:, j] = values[:, idx]
             else:
-                angle = (2.0 * math.pi) * np.mod(ts, period) / period
-                x[:, j] = np.sin(angle) if is_sin else np.cos(angle)
+                x[:, j] = time_feature_array(ts, period, "sin" if is_sin else "cos")
         return x

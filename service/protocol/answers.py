@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from service.errors import ServiceError, render
-from service.features import format_ts
+from service.protocol.timestamps import format_ts
 
 Body = dict[str, Any]
 DETAILS = ("full", "median", "none")  # how much forecast a multi-stream result carries

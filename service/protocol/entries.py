@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from service.errors import InvalidInput, ServiceError
-from service.features import parse_ts
 from service.protocol.answers import DETAILS
 from service.protocol.requests import (
     F32_MAX,
@@ -32,6 +31,7 @@ from service.protocol.requests import (
     parse_observations,
     parse_one,
 )
+from service.protocol.timestamps import parse_ts
 
 Entry = tuple[str, list[Obs], bool]  # (stream id, observations, reset)
 MANY_KEYS = frozenset(("streams", "forecast"))

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
-from service.features import parse_ts
+from service.protocol.timestamps import parse_ts
 
 F32_MAX = 3.4028234663852886e38
 MAX_SEQ = 2**62
