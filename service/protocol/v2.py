@@ -15,11 +15,9 @@ Tensors (docs/api.md, "Triton/KServe clients"):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -41,6 +39,8 @@ EXTENSIONS = ("sequence", "binary_tensor_data")
 INPUT, TS = "INPUT", "TS"
 FORECAST, FORECAST_TS, QUANTILES = "FORECAST", "FORECAST_TS", "QUANTILES"
 OUTPUT_NAMES = (FORECAST, FORECAST_TS, QUANTILES)
+_ALL_BINARY = tuple((name, True) for name in OUTPUT_NAMES)
+_ALL_JSON = tuple((name, False) for name in OUTPUT_NAMES)
 MAX_NAME = 256  # every client string we look up or echo (names, versions, ids)
 MAX_TS_TEXT = 64  # an ISO 8601 timestamp is ~30 characters
 MAX_UINT64 = 2**64
@@ -69,8 +69,7 @@ def bounded(value: object, where: str, limit: int = MAX_NAME) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class SequenceParams:
+class SequenceParams(NamedTuple):
     """Triton's sequence parameters: the stream, and what to do with it."""
 
     stream_id: str | None  # None: a stateless forecast over the request's history
@@ -79,8 +78,7 @@ class SequenceParams:
     seq: int | None
 
 
-@dataclass(frozen=True)
-class InferRequest:
+class InferRequest(NamedTuple):
     id: str
     sequence: SequenceParams
     obs: list[Obs]
@@ -174,7 +172,7 @@ class V2Model:
         sequence, binary = parse_sequence(params)
         obs = self.observations(tensors, sequence.seq)
         if outputs is None:
-            chosen = tuple((name, binary) for name in OUTPUT_NAMES)
+            chosen = _ALL_BINARY if binary else _ALL_JSON
         else:
             seen: set[str] = set()
             picked = []
@@ -209,7 +207,7 @@ class V2Model:
         steps = x.shape[1]
         if ts.datatype not in ("INT64", "BYTES"):
             raise InvalidInput(f"TS.datatype: must be INT64 or BYTES, got {ts.datatype:.16}")
-        if list(ts.shape) != [1, steps]:
+        if ts.shape != (1, steps):
             raise InvalidInput(f"TS.shape: must be [1, {steps}] like INPUT's, got {list(ts.shape)}")
         stamps = (
             ts.data if ts.datatype == "INT64" else [_ts_text(b, k) for k, b in enumerate(ts.data)]
@@ -217,11 +215,8 @@ class V2Model:
         values = x.data
         raw: list[dict[str, Any]] = []
         for k in range(steps):
-            # NaN is a missing value (as JSON null is); parse_one refuses other non-numbers.
-            row = [
-                None if type(v) is float and math.isnan(v) else v
-                for v in values[k * n : (k + 1) * n]
-            ]
+            # NaN (v != v) is a missing value, as JSON null is; parse_one checks the rest.
+            row = [None if v != v else v for v in values[k * n : (k + 1) * n]]
             o: dict[str, Any] = {"ts": stamps[k], "values": row}
             if seq is not None:  # the last step carries seq; the ones before count down
                 o["seq"] = seq - (steps - 1 - k)

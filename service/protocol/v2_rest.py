@@ -23,12 +23,23 @@ REQUEST_KEYS = frozenset(("id", "parameters", "inputs", "outputs", "model_name",
 INPUT_KEYS = frozenset(("name", "shape", "datatype", "parameters", "data"))
 OUTPUT_KEYS = frozenset(("name", "parameters"))
 DATATYPES = frozenset(("FP32", "INT64", "BYTES"))
+BINARY_SIZE = frozenset(("binary_data_size",))
 # Which JSON values each datatype takes (exact types: a bool is not a number here).
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "FP32": (float, int, type(None)),  # null = missing, as in /v1
     "INT64": (int,),
     "BYTES": (str,),
 }
+
+
+def check_fields(data: dict[str, Any], allowed: frozenset[str], where: str = "") -> None:
+    """The unknown-field rule, with every field name bounded before it is echoed."""
+    if data.keys() <= allowed:
+        return
+    for key in data:
+        if len(key) > 64:
+            raise InvalidInput(f"{where}: a field name is longer than 64 characters")
+    check_keys(data, allowed, where)
 
 
 def header_length(value: bytes | None, body_length: int) -> int | None:
@@ -49,13 +60,16 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
     view = memoryview(body)
     head = body if json_length is None else bytes(view[:json_length])
     data = load_json(head)
-    check_keys(data, REQUEST_KEYS)
-    for key, served in (("model_name", model.name), ("model_version", model.version)):
-        if data.get(key, served) != served:
-            raise InvalidInput(f"{key}: the path asks for {model.name} version {model.version}")
-    ident = bounded(data.get("id", ""), "id")
+    check_fields(data, REQUEST_KEYS)
+    if "model_name" in data or "model_version" in data:
+        for key, served in (("model_name", model.name), ("model_version", model.version)):
+            if data.get(key, served) != served:
+                raise InvalidInput(f"{key}: the path asks for {model.name} version {model.version}")
+    ident = data.get("id", "")
+    if type(ident) is not str or len(ident) > MAX_NAME:
+        bounded(ident, "id")
     params = data.get("parameters") or {}
-    if not isinstance(params, dict):
+    if type(params) is not dict:
         raise InvalidInput("parameters: must be an object")
     raw_inputs = data.get("inputs")
     if type(raw_inputs) is not list or not raw_inputs:
@@ -63,7 +77,7 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
     offset = len(body) if json_length is None else json_length  # where binary data starts
     tensors = []
     for i, raw in enumerate(raw_inputs):
-        tensor, size = _input(raw, f"inputs[{i}]", view, offset)
+        tensor, size = _input(raw, i, view, offset)
         tensors.append(tensor)
         offset += size
     if offset != len(body):
@@ -71,38 +85,49 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
     return model.request(ident, params, tensors, _outputs(data.get("outputs")))
 
 
-def _input(raw: object, where: str, view: memoryview, offset: int) -> tuple[Tensor, int]:
-    """One input tensor and how many bytes of binary data it took."""
+def _input(raw: object, i: int, view: memoryview, offset: int) -> tuple[Tensor, int]:
+    """Input i and how many bytes of binary data it took. (The field path is formatted
+    only on error: this runs for every input of every request.)"""
     if type(raw) is not dict:
-        raise InvalidInput(f"{where}: must be an object")
-    check_keys(raw, INPUT_KEYS, f"{where}.")
-    name = bounded(raw.get("name"), f"{where}.name")
+        raise InvalidInput(f"inputs[{i}]: must be an object")
+    if not raw.keys() <= INPUT_KEYS:
+        check_fields(raw, INPUT_KEYS, f"inputs[{i}].")
+    name = raw.get("name")
+    if type(name) is not str or len(name) > MAX_NAME:
+        name = bounded(name, f"inputs[{i}].name")  # raises
     datatype = raw.get("datatype")
     if datatype not in DATATYPES:
-        raise InvalidInput(f"{where}.datatype: must be one of FP32, INT64, BYTES")
+        raise InvalidInput(f"inputs[{i}].datatype: must be one of FP32, INT64, BYTES")
     shape = raw.get("shape")
     if type(shape) is not list:
-        raise InvalidInput(f"{where}.shape: must be a list of integers")
-    count = elements(shape, f"{where}.shape")
-    params = raw.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise InvalidInput(f"{where}.parameters: must be an object")
-    check_keys(params, frozenset(("binary_data_size",)), f"{where}.parameters.")
-    size = params.get("binary_data_size")
+        raise InvalidInput(f"inputs[{i}].shape: must be a list of integers")
+    count = elements(shape, f"inputs[{i}].shape")
+    params = raw.get("parameters")
+    size = None
+    if params is not None:
+        if type(params) is not dict:
+            raise InvalidInput(f"inputs[{i}].parameters: must be an object")
+        if not params.keys() <= BINARY_SIZE:
+            check_fields(params, BINARY_SIZE, f"inputs[{i}].parameters.")
+        size = params.get("binary_data_size")
     if size is not None:
         if "data" in raw:
-            raise InvalidInput(f"{where}: give data or binary_data_size, not both")
+            raise InvalidInput(f"inputs[{i}]: give data or binary_data_size, not both")
         if type(size) is not int or not 0 <= size <= len(view) - offset:
-            raise InvalidInput(f"{where}.parameters.binary_data_size: past the end of the body")
-        values = decode_raw(datatype, view[offset : offset + size], count, f"{where} binary data")
+            raise InvalidInput(f"inputs[{i}].parameters.binary_data_size: past the end of the body")
+        values = decode_raw(
+            datatype, view[offset : offset + size], count, f"inputs[{i}] binary data"
+        )
         return Tensor(name, datatype, tuple(shape), values), size
     if "data" not in raw:
-        raise InvalidInput(f"{where}: data or parameters.binary_data_size is required")
-    values = _flat(raw["data"], count, f"{where}.data")
+        raise InvalidInput(f"inputs[{i}]: data or parameters.binary_data_size is required")
+    values = _flat(raw["data"], count, f"inputs[{i}].data")
     kinds = _JSON_TYPES[datatype]
     for j, v in enumerate(values):
         if type(v) not in kinds:
-            raise InvalidInput(f"{where}.data[{j}]: {type(v).__name__} is not a {datatype} value")
+            raise InvalidInput(
+                f"inputs[{i}].data[{j}]: {type(v).__name__} is not a {datatype} value"
+            )
     if datatype == "BYTES":
         values = [v.encode() for v in values]
     return Tensor(name, datatype, tuple(shape), values), 0
@@ -140,12 +165,12 @@ def _outputs(raw: object) -> list[tuple[str, bool | None]] | None:
     for i, o in enumerate(raw):
         if type(o) is not dict:
             raise InvalidInput(f"outputs[{i}]: must be an object")
-        check_keys(o, OUTPUT_KEYS, f"outputs[{i}].")
+        check_fields(o, OUTPUT_KEYS, f"outputs[{i}].")
         name = bounded(o.get("name"), f"outputs[{i}].name", MAX_NAME)
         params = o.get("parameters") or {}
         if not isinstance(params, dict):
             raise InvalidInput(f"outputs[{i}].parameters: must be an object")
-        check_keys(params, frozenset(("binary_data",)), f"outputs[{i}].parameters.")
+        check_fields(params, frozenset(("binary_data",)), f"outputs[{i}].parameters.")
         flag = params.get("binary_data")
         if flag is not None and not isinstance(flag, bool):
             raise InvalidInput(f"outputs[{i}].parameters.binary_data: must be true or false")

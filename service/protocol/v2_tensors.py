@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from service.errors import InvalidInput
 
 MAX_DIMS = 8
-_ITEM = {"FP32": ("<f4", 4), "INT64": ("<i8", 8)}
+_ITEM = {"FP32": ("f", 4), "INT64": ("q", 8)}  # struct codes, little-endian
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
     """A decoded input tensor: flat row-major python values (bytes for BYTES)."""
 
     name: str
@@ -27,8 +25,7 @@ class Tensor:
     data: list[Any]
 
 
-@dataclass(frozen=True)
-class Output:
+class Output(NamedTuple):
     """An output tensor: ``data`` is a float32 array, or the BYTES elements as str."""
 
     name: str
@@ -51,10 +48,10 @@ def decode_raw(datatype: str, raw: bytes | memoryview, count: int, where: str) -
     """``count`` elements of a little-endian raw tensor, as python values."""
     if datatype == "BYTES":
         return decode_bytes(raw, count, where)
-    dtype, size = _ITEM[datatype]
+    code, size = _ITEM[datatype]
     if len(raw) != count * size:
         raise InvalidInput(f"{where}: {len(raw)} bytes, the shape needs {count * size}")
-    return np.frombuffer(raw, dtype=dtype).tolist()
+    return list(struct.unpack(f"<{count}{code}", raw))  # floats from float32 are exact
 
 
 def decode_bytes(raw: bytes | memoryview, count: int, where: str) -> list[bytes]:

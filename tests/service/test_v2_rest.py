@@ -140,6 +140,7 @@ SPEC_EXAMPLE = {  # the protocol's own example request, for a model that is not 
         (INFER, "SIZE", {"Inference-Header-Content-Length": "HEAD"}, 400, "past the end"),
         (INFER, "SHAPE", {}, 400, "INPUT.shape: must be [1, T, "),
         (INFER, "ID", {}, 400, "id: longer than 256"),
+        (INFER, {"k" * 300: 1}, {}, 400, "a field name is longer than 64 characters"),
         ("/v2/models/x/unknown", None, {}, 404, "[not_found] path"),
         ("/v2/health/live", b"{}", {}, 405, "[method_not_allowed]"),
     ],
