@@ -13,7 +13,10 @@ service (one core, gRPC on), then for 1 observation per request at concurrency 1
   both), and ``v2 gRPC, tritonclient.grpc.aio``: what a Triton user's client gets.
 
 Each connection (or client task) is its own stream, one period per request. Prints a
-table: median of the rounds with min..max, req/s and p50/p99 latency.
+table: median of the rounds with min..max, req/s, p50/p99 latency, and the server's CPU
+time per request (every thread's, from /proc/<pid>/task/*/schedstat): on a busy
+machine req/s and latency move with the other load, the server's CPU per request much
+less, and 1e6 / (CPU µs per request) is the ceiling of one dedicated core.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import struct
 import tempfile
 import time
@@ -117,10 +121,24 @@ async def _triton(port: int, model: Model, sid: str, grpc: bool) -> tuple[Step, 
     return step, client.close
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every live thread of a process (ns-resolution schedstat): the server's
+    cost, which other load on the machine changes far less than its req/s."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:  # a thread that just exited
+            continue
+    return total / 1e9
+
+
 async def drive(
     make: Callable[[int], Awaitable[tuple[Step, Close]]],
     concurrency: int,
     seconds: float,
+    server_pid: int,
     warmup: float = 0.5,
 ) -> dict[str, float]:
     workers = [await make(ci) for ci in range(concurrency)]
@@ -128,16 +146,21 @@ async def drive(
     perf = time.perf_counter
     t_measure = perf() + warmup
     t_end = t_measure + seconds
+    cpu: list[float] = []
 
     async def run(step: Step) -> None:
         i = 0
         while (t0 := perf()) < t_end:
+            if t0 >= t_measure and not cpu:
+                cpu.append(cpu_seconds(server_pid))
             await step(i)
             i += 1
             if t0 >= t_measure:
                 latencies.append(perf() - t0)
 
     await asyncio.gather(*(run(step) for step, _ in workers))
+    # The requests that started in the window have all been answered here.
+    cpu_used = cpu_seconds(server_pid) - cpu[0]
     for _, close in workers:
         await close()
     lat = np.asarray(latencies)
@@ -145,6 +168,7 @@ async def drive(
         "rps": len(lat) / seconds,
         "p50_ms": float(np.percentile(lat, 50) * 1e3),
         "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "server_cpu_us": cpu_used / len(lat) * 1e6,
     }
 
 
@@ -152,7 +176,9 @@ SCENARIOS = ("v1 JSON, raw", "v2 HTTP binary, raw", "v1 JSON, aiohttp",
              "v2 HTTP binary, tritonclient", "v2 gRPC, tritonclient")  # fmt: skip
 
 
-async def measure(model: Model, http: int, grpc: int, rounds: int, seconds: float) -> list[Any]:
+async def measure(
+    model: Model, http: int, grpc: int, server_pid: int, rounds: int, seconds: float
+) -> list[Any]:
     runs: list[dict[str, Any]] = []
     for r in range(rounds):  # interleaved: every scenario once per round
         for concurrency in (1, 16):
@@ -171,10 +197,11 @@ async def measure(model: Model, http: int, grpc: int, rounds: int, seconds: floa
                         return _aiohttp_v1(http, model, sid)
                     return _triton(grpc if "gRPC" in name else http, model, sid, "gRPC" in name)
 
-                row = await drive(make, concurrency, seconds)
+                row = await drive(make, concurrency, seconds, server_pid)
                 runs.append({"scenario": name, "concurrency": concurrency, "round": r, **row})
                 print(f"round {r} c={concurrency} {name}: {row['rps']:.0f} req/s, "
-                      f"p50 {row['p50_ms']:.3f} ms", flush=True)  # fmt: skip
+                      f"p50 {row['p50_ms']:.3f} ms, server {row['server_cpu_us']:.0f} µs CPU",
+                      flush=True)  # fmt: skip
     return runs
 
 
@@ -185,8 +212,9 @@ def table(runs: list[dict[str, Any]]) -> str:
         return f"{med:.{digits}f} ({v[0]:.{digits}f}..{v[-1]:.{digits}f})"
 
     lines = [
-        "| scenario | conc. | req/s | p50 ms | p99 ms | req/s vs v1 (same client kind) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | conc. | req/s | p50 ms | p99 ms | server CPU µs/req | req/s vs v1 "
+        "(same client kind) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     baseline = {"raw": "v1 JSON, raw", "aiohttp": "v1 JSON, aiohttp"}
     for concurrency in (1, 16):
@@ -201,7 +229,7 @@ def table(runs: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {name} | {concurrency} | {cell([x['rps'] for x in rs], 0)} | "
                 f"{cell([x['p50_ms'] for x in rs], 3)} | {cell([x['p99_ms'] for x in rs], 3)} | "
-                f"{ratio:.2f}x |"
+                f"{cell([x['server_cpu_us'] for x in rs], 0)} | {ratio:.2f}x |"
             )
     return "\n".join(lines)
 
@@ -225,7 +253,9 @@ def main() -> None:
         start_service(args.models, Path(logs), grpc_port=grpc_port) as server,
     ):
         pin_self_to_client_core()
-        runs = asyncio.run(measure(model, server.port, grpc_port, args.rounds, args.seconds))
+        runs = asyncio.run(
+            measure(model, server.port, grpc_port, server.pid, args.rounds, args.seconds)
+        )
     print(f"\nmodel {model.name}; median of {args.rounds} interleaved rounds (min..max), "
           f"{args.seconds:g} s each\n")  # fmt: skip
     print(table(runs))

@@ -42,10 +42,10 @@ def test_every_scenario_runs_and_the_table_has_every_row(model_dir: Path, tmp_pa
     assert isinstance(model, Model)
     grpc_port = free_port()
     with start_service(model_dir, tmp_path, grpc_port=grpc_port) as server:
-        runs = asyncio.run(v2_bench.measure(model, server.port, grpc_port, 1, 0.2))
+        runs = asyncio.run(v2_bench.measure(model, server.port, grpc_port, server.pid, 1, 0.2))
     assert {(r["scenario"], r["concurrency"]) for r in runs} == {
         (s, c) for s in v2_bench.SCENARIOS for c in (1, 16)
     }
-    assert all(r["rps"] > 0 and r["p50_ms"] > 0 for r in runs)
+    assert all(r["rps"] > 0 and r["p50_ms"] > 0 and r["server_cpu_us"] > 0 for r in runs)
     table = v2_bench.table(runs)
     assert table.count("\n") == 2 + 2 * len(v2_bench.SCENARIOS) - 1
