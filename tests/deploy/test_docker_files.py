@@ -158,7 +158,7 @@ def test_compose_service_env_matches_settings() -> None:
     # Redis is wired up, but the memory backend stays until the Redis issue lands.
     assert settings.state_backend == "memory"
     assert settings.redis_url == "redis://redis:6379/0"
-    assert [_container_port(p) for p in forecast["ports"]] == [settings.port]
+    assert [_container_port(p) for p in forecast["ports"]] == [settings.port, settings.grpc_port]
     # The image's defaults agree with the compose file.
     image_env = dockerfile_env(dockerfile_instructions(DOCKERFILE))
     for key in ("FORECAST_HOST", "FORECAST_PORT", "FORECAST_MODELS_DIR"):
