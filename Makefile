@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MODELS ?= models
 DEFAULT_MODELS := $(MODELS)/elec-demand $(MODELS)/sp500
 
-.PHONY: serve test setup setup-dev system-deps models train lint bench fuzz clean
+.PHONY: serve test setup setup-dev system-deps models train lint bench fuzz clean protos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,9 @@ fuzz: setup-dev
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+
+# Regenerate the KServe v2 gRPC messages (service/protocol/grpc_v2_pb2.py/.pyi) after
+# editing grpc_v2.proto; tests/service/test_grpc_v2_proto.py fails while they are stale.
+protos: setup-dev
+	$(BIN)/python -m grpc_tools.protoc -I service/protocol --python_out=service/protocol \
+		--pyi_out=service/protocol service/protocol/grpc_v2.proto

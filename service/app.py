@@ -29,6 +29,8 @@ from service.transport.http import add_routes
 from service.transport.limits import BodyBudget, LimitAndMeasure
 from service.transport.openapi import build_openapi
 from service.transport.routes import allowed_methods
+from service.transport.v2_grpc import V2Grpc
+from service.transport.v2_http import V2Http
 from service.transport.ws import add_ws_route
 
 log = logging.getLogger(__name__)
@@ -69,9 +71,17 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, keys.reload)
         await registry.start()
+        grpc_server = None
         try:
+            if settings.grpc_port is not None:
+                grpc = V2Grpc(dataplane, registry.metrics, settings.max_body_bytes)
+                grpc_server, app.state.grpc_port = grpc.server(settings.host, settings.grpc_port)
+                await grpc_server.start()
+                log.info("KServe v2 gRPC on %s:%d", settings.host, app.state.grpc_port)
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)  # in-flight calls finish first
             await registry.stop()
 
     app = ForecastApp(
@@ -82,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,  # ours is generated from the route table (transport/openapi.py)
     )
     app.state.service = registry
+    app.state.grpc_port = None  # the bound port once the lifespan started gRPC
     add_routes(app, dataplane, build_openapi(app.title, app.version))
     add_ws_route(app, dataplane, settings.max_body_bytes, budget)
 
@@ -101,9 +112,10 @@ def create_app(settings: Settings) -> FastAPI:
     limited = LimitAndMeasure(app.routed, metrics, max_body, budget)
     backoff = settings.refusal_backoff_seconds
     fast = FastPath(limited, dataplane, metrics, max_body, budget, backoff)
+    v2 = V2Http(fast, dataplane, metrics, max_body)
     hosts = HostRule.for_binding(settings.allowed_hosts, settings.host)
     app.front = Guard(
-        fast, metrics, keys, hosts, settings.cors_origins, settings.metrics_public, backoff
+        v2, metrics, keys, hosts, settings.cors_origins, settings.metrics_public, backoff
     )
     if settings.cors_origins:  # off by default: no CORS headers, preflights refused
         app.front = CORSMiddleware(

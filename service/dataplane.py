@@ -13,7 +13,7 @@ from typing import Any
 
 from service.engine.model import ModelStreams
 from service.engine.registry import Registry
-from service.errors import NotReady, PayloadTooLarge, ServiceError
+from service.errors import ModelNotFound, NotReady, PayloadTooLarge, ServiceError
 from service.protocol.access import Principal, check_stream, stream_error
 from service.protocol.answers import Body, error_entry
 from service.protocol.entries import MANY_KEYS, Entry, ManyRequest, answer_bytes, parse_many_body
@@ -26,6 +26,7 @@ from service.protocol.requests import (
     parse_forecast_body,
     parse_stream_body,
 )
+from service.protocol.v2 import InferRequest, V2Model, bounded
 
 # A WebSocket message is a stream body or a multi-stream body, plus an "id" to echo.
 WS_STREAM_KEYS = STREAM_KEYS | {"stream_id", "id"}
@@ -37,6 +38,7 @@ class DataPlane:
         self.registry = registry
         self.max_answer = registry.settings.max_answer_bytes
         self.metrics = registry.metrics
+        self._v2: dict[str, V2Model] = {}  # by model key, built on first use
 
     # -- health and models ---------------------------------------------------------------
 
@@ -165,6 +167,36 @@ class DataPlane:
         check_stream(who, check_stream_id(stream_id, "stream_id"))
         await model.forget(stream_id)
         return {"model": model.name, "stream_id": stream_id, "deleted": True}
+
+    # -- the Open Inference Protocol (KServe v2) ----------------------------------------
+
+    def v2_model(self, model_name: str, version: str = "") -> tuple[ModelStreams, V2Model]:
+        """The served model of that name (and version, when one is asked for)."""
+        model = self.registry.model(bounded(model_name, "model"))
+        if version and bounded(version, "version") != model.version:
+            raise ModelNotFound(
+                f"version: {model.name!r} serves version {model.version}, not {version!r}"
+            )
+        v2 = self._v2.get(model.key)
+        if v2 is None:
+            spec = model.spec
+            v2 = V2Model(
+                spec.name, spec.version, len(spec.inputs), spec.horizon, spec.quantiles,
+                model.wire,
+            )  # fmt: skip
+            self._v2[model.key] = v2
+        return model, v2
+
+    async def infer(self, model: ModelStreams, request: InferRequest) -> Body:
+        """A v2 inference: one step of the sequence's stream (sequence_start = reset,
+        sequence_end = forget it after answering), or without a sequence id a stateless
+        forecast over the request's history."""
+        seq = request.sequence
+        if seq.stream_id is None:
+            return await model.forecast(request.obs)
+        if seq.end:
+            return await model.observe_then_forget(seq.stream_id, request.obs, seq.start)
+        return await model.observe(seq.stream_id, request.obs, seq.start)
 
     # -- one WebSocket message -----------------------------------------------------------
 

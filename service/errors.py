@@ -2,7 +2,8 @@
 
 Every error carries its HTTP status, a stable code and its headers, fixed when it is
 built (the attributes are read-only). Code anywhere raises these; ``render`` is the one
-place an exception becomes an answer, for HTTP and WebSocket alike.
+place an exception becomes an answer, for HTTP and WebSocket alike (``render_v2`` the
+same for the Open Inference Protocol's REST and gRPC).
 """
 
 from __future__ import annotations
@@ -205,3 +206,17 @@ def render(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     """The one renderer: (status, ``{"error": {"code", "message"}}``, headers)."""
     err = as_service_error(exc)
     return err.status, {"error": err.to_dict()}, err.headers()
+
+
+# The Open Inference Protocol (KServe v2) knows one error shape, {"error": "<text>"},
+# with 400 for a bad request, 404 and 503; our 409 and 422 are bad requests there. The
+# HTTP-level ones (405, 413 too large) and 500 keep their status.
+_V2_STATUS = {409: 400, 422: 400}
+
+
+def render_v2(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The same errors for the v2 protocol (REST and gRPC): (status,
+    ``{"error": "[<stable code>] <message>"}``, headers)."""
+    err = as_service_error(exc)
+    status = _V2_STATUS.get(err.status, err.status)
+    return status, {"error": f"[{err.code}] {err.message}"}, err.headers()

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """TCP port uvicorn listens on (0 picks a free port)."""
 
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the KServe v2 gRPC service (GRPCInferenceService), served by the same
+    process and event loop; unset or empty = off, 0 picks a free port."""
+
     models_dir: Path = Path("models")
     """Directory holding artifacts as <name>/<version>/{model.onnx,manifest.json}."""
 
@@ -218,7 +222,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown providers {unknown}; known: {sorted(_KNOWN_PROVIDERS)}")
         return value
 
-    @field_validator("snapshot_path", "api_keys_file", mode="before")
+    @field_validator("snapshot_path", "api_keys_file", "grpc_port", mode="before")
     @classmethod
     def _empty_disables(cls, value: object) -> object:
         return None if value in ("", None) else value

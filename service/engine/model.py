@@ -283,12 +283,32 @@ class ModelStreams:
     async def forget(self, stream_id: str) -> None:
         await self.locks.acquire(stream_id)
         try:
-            if not await self.store.delete(stream_id):
+            if not await self._drop(stream_id):
                 raise StreamNotFound(
                     f"stream_id: no live stream {stream_id!r} in model {self.name!r}"
                 )
-            self.accuracy.forget(stream_id)
-            self.quotas.forget((stream_id,))
-            self.metrics.live_streams.set(len(self.store))
         finally:
             self.locks.release(stream_id)
+
+    async def observe_then_forget(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
+        """Apply and answer, then forget the stream, in one turn of its lock (the end of
+        a v2 sequence): no other request of the stream runs in between."""
+        locks = self.locks
+        with self.admission.hold(len(obs)):  # whole or not at all, before any wait
+            await locks.wait(stream_id, locks.enqueue(stream_id))
+            try:
+                answer = await self._observe_held(stream_id, obs, reset)
+                await self._drop(stream_id)
+                return answer
+            finally:
+                locks.release(stream_id)
+
+    async def _drop(self, stream_id: str) -> bool:
+        """Forget a stream whose lock the caller holds (in the shared backend too);
+        False if it is not live."""
+        if not await self.store.delete(stream_id):
+            return False
+        self.accuracy.forget(stream_id)
+        self.quotas.forget((stream_id,))
+        self.metrics.live_streams.set(len(self.store))
+        return True

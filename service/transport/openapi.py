@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from service.protocol.bodies import MAX_STREAM_ID, STREAM_ID_PATTERN
 from service.protocol.schemas import ErrorBody
+from service.protocol.v2_schemas import V2ErrorBody
 from service.transport.routes import ROUTES, WS_ROUTE
 
 _REF = "#/components/schemas/{model}"
@@ -39,10 +40,15 @@ _SECURITY = {
     "bearer": {"type": "http", "scheme": "bearer"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
+_V2_STATUS_TEXT = {
+    **_STATUS_TEXT,
+    400: "Bad request (body, tensor or parameter): the text names it and the reason",
+    404: "Unknown model or version",
+}
 
 
 def build_openapi(title: str, version: str) -> dict[str, Any]:
-    models: list[type[BaseModel]] = [ErrorBody]
+    models: list[type[BaseModel]] = [ErrorBody, V2ErrorBody]
     for route in ROUTES:
         models += [m for m in (route.body, route.answer) if m is not None]
     unique = list(dict.fromkeys(models))
@@ -78,10 +84,11 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
         else:
             ok["content"] = {"application/json": {"schema": {"type": "object"}}}
         responses: dict[str, Any] = {"200": ok}
+        error = ref[V2ErrorBody] if route.v2 else ref[ErrorBody]
         for status in route.errors:
             responses[str(status)] = {
-                "description": _STATUS_TEXT[status],
-                "content": {"application/json": {"schema": {"$ref": ref[ErrorBody]}}},
+                "description": (_V2_STATUS_TEXT if route.v2 else _STATUS_TEXT)[status],
+                "content": {"application/json": {"schema": {"$ref": error}}},
             }
             if status in _HEADERS:
                 responses[str(status)]["headers"] = _HEADERS[status]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from starlette.routing import compile_path
 
-from service.protocol import schemas
+from service.protocol import schemas, v2_schemas
 from service.protocol.requests import ForecastBody, ManyStreamsBody, StreamObservationsBody
 
 STREAM_ROUTE = "/v1/models/{model}/streams/{stream_id}/observations"
@@ -29,7 +29,8 @@ class Route:
     answer: type[BaseModel] | None  # None: not described by a model of ours
     body: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
-    hot: bool = False  # answered by the ASGI fast path, not FastAPI
+    hot: bool = False  # answered by an ASGI layer (the fast path or v2), not FastAPI
+    v2: bool = False  # the Open Inference Protocol (transport/v2_http.py, its error shape)
     # The key scope it needs (None: open to anyone, e.g. the probes).
     scope: str | None = "read"
     # Media types its body must declare (None: any or none, e.g. a binary protocol's
@@ -152,7 +153,43 @@ ROUTES: tuple[Route, ...] = (
     ),
 )
 
-HOT = tuple(r for r in ROUTES if r.hot)
+V2_MODEL = "/v2/models/{model}"
+V2_VERSION = "/v2/models/{model}/versions/{version}"
+_V2_INFER = (400, 404, 413, 503)
+
+
+def _v2(method: str, path: str, name: str, summary: str, answer: type[BaseModel],
+        body: type[BaseModel] | None = None, errors: tuple[int, ...] = (),
+        scope: str | None = "read") -> Route:  # fmt: skip
+    # Any Content-Type or none: tritonclient sends binary bodies without one.
+    return Route(method, path, name, summary, answer, body, errors, hot=True, v2=True,
+                 scope=scope, content_types=None)  # fmt: skip
+
+
+# The Open Inference Protocol (KServe v2): every model route also with /versions/{version}.
+V2_ROUTES: tuple[Route, ...] = (
+    _v2("GET", "/v2", "v2_server_metadata", "v2: server metadata", v2_schemas.V2ServerMetadata),
+    _v2("GET", "/v2/health/live", "v2_live", "v2: server live", v2_schemas.V2Live, scope=None),
+    _v2("GET", "/v2/health/ready", "v2_ready", "v2: ready", v2_schemas.V2Ready, None, (503,),
+        scope=None),
+    *(
+        route
+        for base, tag in ((V2_MODEL, ""), (V2_VERSION, "_version"))
+        for route in (
+            _v2("GET", base, f"v2_model{tag}_metadata", "v2: model metadata (tensors)",
+                v2_schemas.V2ModelMetadata, errors=(400, 404, 503)),
+            _v2("GET", f"{base}/ready", f"v2_model{tag}_ready", "v2: model ready",
+                v2_schemas.V2Ready, errors=(400, 404, 503)),
+            _v2("POST", f"{base}/infer", f"v2{tag}_infer",
+                "v2: inference (sequence extension; JSON, or binary data after the JSON "
+                "header, whose length is the Inference-Header-Content-Length header)",
+                v2_schemas.V2InferAnswer, v2_schemas.V2InferBody, _V2_INFER, scope="write"),
+        )
+    ),
+)  # fmt: skip
+
+ROUTES = ROUTES + V2_ROUTES
+HOT = tuple(r for r in ROUTES if r.hot and not r.v2)
 _PATTERNS = [(compile_path(r.path)[0], r.method) for r in ROUTES]
 
 

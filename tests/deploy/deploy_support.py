@@ -314,6 +314,21 @@ class Traffic:
         for response, status in expected:
             assert response.status_code == status, (status, response.text)
 
+    def kserve_v2(self, stream: str) -> None:
+        """Two steps of a stream over the Open Inference Protocol (JSON tensors)."""
+        for i in range(2):
+            obs = sensor_observation(i)
+            body = {
+                "parameters": {"sequence_id": stream, "sequence_seq": i},
+                "inputs": [
+                    {"name": "INPUT", "shape": [1, 1, 2], "datatype": "FP32",
+                     "data": obs["values"]},
+                    {"name": "TS", "shape": [1, 1], "datatype": "BYTES", "data": [obs["ts"]]},
+                ],
+            }  # fmt: skip
+            response = self.client.post(f"/v2/models/{self.model}/infer", json=body)
+            assert response.status_code == 200, response.text
+
     def out_of_order(self, stream: str) -> None:
         response = self._post(stream, [sensor_observation(0)])
         assert response.status_code == 409, response.text
@@ -329,5 +344,6 @@ class Traffic:
         self.step(stream, skip=2)
         self.out_of_order(stream)
         self.errors()
+        self.kserve_v2("v2-stream")
         assert self.client.get("/v1/models").status_code == 200
         assert self.client.get(f"/v1/models/{self.model}").status_code == 200

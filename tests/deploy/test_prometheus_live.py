@@ -218,6 +218,7 @@ def test_alert_rules_load_and_evaluate(stack: Stack, traffic: None) -> None:
         "sum(forecast_inference_duration_seconds_count) > 0",
         'sum(forecast_live_scored_total{horizon_step="2"}) > 0',
         'count(forecast_model_info{provider="CPUExecutionProvider"}) == 1',
+        'sum(forecast_http_requests_total{route="/v2/models/{model}/infer",status="200"}) > 0',
     ],
 )
 def test_traffic_left_its_marks(stack: Stack, traffic: None, promql: str) -> None:

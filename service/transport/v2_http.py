@@ -1,0 +1,147 @@
+"""The Open Inference Protocol (KServe v2) over HTTP, on the service's own port.
+
+A pure ASGI layer in front of the app answers every path under /v2 from the route
+table (routes.V2_ROUTES): no FastAPI routing or Request objects, because an infer is
+as hot as a /v1 observation. It translates only: the body codec is
+protocol/v2_rest.py, the meaning protocol/v2.py, the work the data plane's. Errors
+take the protocol's shape through errors.render_v2.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.dataplane import DataPlane
+from service.errors import MethodNotAllowed, NotFound, NotReady, render_v2
+from service.metrics import Metrics
+from service.protocol import v2_rest
+from service.protocol.answers import Body, dumps
+from service.protocol.v2 import server_metadata
+from service.transport.limits import UNMATCHED, read_body
+from service.transport.routes import V2_ROUTES, Route
+
+JSON = b"application/json"
+BINARY = b"application/octet-stream"  # a JSON header followed by binary tensor data
+HEADER_LENGTH = b"inference-header-content-length"
+
+Params = dict[str, str]
+# An answer: (body, the JSON header's length when binary data follows it).
+Handler = Callable[[Params, Scope, Receive], Awaitable[tuple[bytes, int | None]]]
+
+
+class V2Http:
+    def __init__(
+        self, app: ASGIApp, dataplane: DataPlane, metrics: Metrics, max_body_bytes: int
+    ) -> None:
+        self.app = app
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+        handlers: dict[str, Handler] = {
+            "v2_server_metadata": self._server_metadata,
+            "v2_live": self._live,
+            "v2_ready": self._ready,
+            "v2_model_metadata": self._model_metadata,
+            "v2_model_version_metadata": self._model_metadata,
+            "v2_model_ready": self._model_ready,
+            "v2_model_version_ready": self._model_ready,
+            "v2_infer": self._infer,
+            "v2_version_infer": self._infer,
+        }
+        self.routes: list[tuple[re.Pattern[str], Route, Handler]] = [
+            (compile_path(r.path)[0], r, handlers[r.name]) for r in V2_ROUTES
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v2"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        method: str = scope["method"]
+        template = UNMATCHED
+        headers: dict[str, str] = {}
+        kind = JSON
+        try:
+            for pattern, route, handler in self.routes:
+                match = pattern.match(path)
+                if match is None:
+                    continue
+                template = route.path
+                if method != route.method:
+                    raise MethodNotAllowed(
+                        f"method: {method} is not allowed on this path", allow=route.method
+                    )
+                data, json_length = await handler(match.groupdict(), scope, receive)
+                status = 200
+                if json_length is not None:
+                    kind = BINARY
+                    headers["Inference-Header-Content-Length"] = str(json_length)
+                break
+            else:
+                raise NotFound(f"path: no route for {path[:256]}")
+        except _ClientGone:
+            return  # nobody to answer
+        except Exception as exc:
+            status, error, headers = render_v2(exc)
+            data = dumps(error)
+        await _send(send, status, kind, data, headers)
+        self.metrics.observe_http(template, method, status, time.perf_counter() - started)
+
+    # -- handlers ----------------------------------------------------------------------
+
+    async def _server_metadata(self, p: Params, scope: Scope, receive: Receive) -> _Answer:
+        return dumps(server_metadata()), None
+
+    async def _live(self, p: Params, scope: Scope, receive: Receive) -> _Answer:
+        return dumps({"live": True}), None
+
+    async def _ready(self, p: Params, scope: Scope, receive: Receive) -> _Answer:
+        if not self.dataplane.registry.ready:
+            raise NotReady("no model is loaded and serving")
+        return dumps({"ready": True}), None
+
+    async def _model_metadata(self, p: Params, scope: Scope, receive: Receive) -> _Answer:
+        _, v2 = self.dataplane.v2_model(p["model"], p.get("version", ""))
+        return dumps(v2.metadata()), None
+
+    async def _model_ready(self, p: Params, scope: Scope, receive: Receive) -> _Answer:
+        self.dataplane.v2_model(p["model"], p.get("version", ""))  # raises if not ready
+        return dumps({"ready": True}), None
+
+    async def _infer(self, p: Params, scope: Scope, receive: Receive) -> _Answer:
+        model, v2 = self.dataplane.v2_model(p["model"], p.get("version", ""))
+        body = await read_body(receive, self.max_body)
+        if body is None:
+            raise _ClientGone
+        length = v2_rest.header_length(_header(scope, HEADER_LENGTH), len(body))
+        request = v2_rest.decode(body, length, v2)
+        answer: Body = await self.dataplane.infer(model, request)
+        params, outputs = v2.answer(answer, [name for name, _ in request.outputs])
+        return v2_rest.encode(v2, request, params, outputs)
+
+
+_Answer = tuple[bytes, int | None]
+
+
+class _ClientGone(Exception):
+    """The client left before sending its whole body."""
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+async def _send(send: Send, status: int, kind: bytes, data: bytes, headers: dict[str, str]) -> None:
+    raw = [(b"content-type", kind), (b"content-length", str(len(data)).encode())]
+    raw.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})

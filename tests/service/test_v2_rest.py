@@ -1,0 +1,191 @@
+"""KServe v2 REST from a generic client (plain httpx, the protocol's example bodies): the
+answers' shapes, the binary layout by hand, and bad requests (400/404 with our code in
+the text, every client string bounded, nothing changed)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from svc_helpers import SENSOR, LiveServer, held_out, iso, manifest
+
+from service.protocol.v2_schemas import V2InferAnswer, V2InferBody, V2ModelMetadata
+
+INFER = f"/v2/models/{SENSOR}/infer"
+
+
+def body(
+    seconds: np.ndarray, values: np.ndarray, sid: str | int | None = "rest", **params: Any
+) -> dict[str, Any]:
+    t, n = values.shape
+    parameters = dict(params)
+    if sid is not None:
+        parameters["sequence_id"] = sid
+    return {
+        "id": "42",
+        "parameters": parameters,
+        "inputs": [
+            {"name": "INPUT", "shape": [1, t, n], "datatype": "FP32",
+             "data": values.astype(np.float32).reshape(1, t, n).tolist()},
+            {"name": "TS", "shape": [1, t], "datatype": "BYTES", "data": [iso(s) for s in seconds]},
+        ],
+    }  # fmt: skip
+
+
+def test_health_metadata_and_the_documented_example(
+    models_dir: Path, server: LiveServer, client: httpx.Client
+) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    assert client.get(f"/v2/models/{SENSOR}/ready").json() == {"ready": True}
+    assert client.get(f"/v2/models/{SENSOR}/versions/1/ready").status_code == 200
+    meta = client.get("/v2").json()
+    assert meta["name"] == "lstm-forecast" and "sequence" in meta["extensions"]
+    model = V2ModelMetadata.model_validate(client.get(f"/v2/models/{SENSOR}/versions/1").json())
+    assert model.inputs[0].shape == [1, -1, len(manifest(models_dir, SENSOR)["inputs"])]
+    (example,) = V2InferBody.model_json_schema()["examples"]
+    r = client.post(INFER, content=json.dumps(example))  # no Content-Type, as tritonclient
+    assert r.status_code == 200, r.text
+    answer = V2InferAnswer.model_validate(r.json())
+    assert answer.id == "42" and [o.name for o in answer.outputs] == ["FORECAST", "FORECAST_TS"]
+    assert answer.parameters.duplicate is False and r.headers["content-type"] == "application/json"
+    h = manifest(models_dir, SENSOR)["horizon"]
+    assert answer.outputs[1].data is not None and len(answer.outputs[1].data) == h
+
+
+def test_json_answer_matches_v1_and_a_retry_is_a_duplicate(
+    models_dir: Path, client: httpx.Client
+) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    first = client.post(INFER, json=body(seconds[:2], values[:2], sequence_start=True))
+    ref = client.post(
+        f"/v1/models/{SENSOR}/streams/ref/observations",
+        json={"observations": [{"ts": iso(s), "values": list(v)} for s, v in zip(
+            seconds[:2], values[:2], strict=True)]},
+    ).json()  # fmt: skip
+    assert first.status_code == 200, first.text
+    out = {o["name"]: o for o in first.json()["outputs"]}
+    assert set(out) == {"FORECAST", "FORECAST_TS", "QUANTILES"}
+    forecast = np.asarray(out["FORECAST"]["data"], dtype=np.float32).reshape(
+        out["FORECAST"]["shape"]
+    )
+    np.testing.assert_allclose(forecast[0], ref["forecast"]["values"], rtol=1e-6, atol=1e-6)
+    assert out["FORECAST_TS"]["data"] == ref["forecast"]["ts"]
+    assert out["QUANTILES"]["data"] == pytest.approx(ref["forecast"]["quantiles"])
+    again = client.post(INFER, json=body(seconds[1:2], values[1:2]))
+    assert again.json()["parameters"]["duplicate"] is True
+    assert again.json()["outputs"] == first.json()["outputs"]
+
+
+def test_binary_layout_by_hand(models_dir: Path, client: httpx.Client) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 1)
+    n = values.shape[1]
+    header = {
+        "inputs": [
+            {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
+             "parameters": {"binary_data_size": 4 * n}},
+            {"name": "TS", "shape": [1, 1], "datatype": "INT64",
+             "parameters": {"binary_data_size": 8}},
+        ],
+        "parameters": {"sequence_id": 99},
+        "outputs": [{"name": "FORECAST_TS", "parameters": {"binary_data": True}},
+                    {"name": "FORECAST"}],
+    }  # fmt: skip
+    head = json.dumps(header).encode()
+    raw = head + values.astype("<f4").tobytes() + struct.pack("<q", int(seconds[0]))
+    r = client.post(INFER, content=raw, headers={"Inference-Header-Content-Length": str(len(head))})
+    assert r.status_code == 200, r.text
+    length = int(r.headers["inference-header-content-length"])
+    answer = json.loads(r.content[:length])
+    ts_out, forecast_out = answer["outputs"]
+    assert forecast_out["name"] == "FORECAST" and "data" in forecast_out  # JSON, as asked
+    size = ts_out["parameters"]["binary_data_size"]
+    assert len(r.content) == length + size
+    stamps, data = [], memoryview(r.content)[length:]
+    while data:
+        (k,) = struct.unpack_from("<I", data)
+        stamps.append(bytes(data[4 : 4 + k]).decode())
+        data = data[4 + k :]
+    h = manifest(models_dir, SENSOR)["horizon"]
+    assert len(stamps) == h and stamps[0] > iso(seconds[0])
+    assert client.get(f"/v1/models/{SENSOR}/streams/99").json()["count"] == 1
+
+
+SPEC_EXAMPLE = {  # the protocol's own example request, for a model that is not ours
+    "id": "42",
+    "inputs": [
+        {"name": "input0", "shape": [2, 2], "datatype": "UINT32", "data": [1, 2, 3, 4]},
+        {"name": "input1", "shape": [3], "datatype": "BOOL", "data": [True]},
+    ],
+    "outputs": [{"name": "output0"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "headers", "status", "text"),
+    [
+        (INFER, SPEC_EXAMPLE, {}, 400, "[invalid_input] inputs[0].datatype"),
+        ("/v2/models/nope/infer", SPEC_EXAMPLE, {}, 404, "[model_not_found]"),
+        (f"/v2/models/{SENSOR}/versions/2/infer", SPEC_EXAMPLE, {}, 404, "version"),
+        ("/v2/models/" + "m" * 300 + "/infer", SPEC_EXAMPLE, {}, 400, "model: longer than 256"),
+        (INFER, b"{not json", {}, 400, "[malformed_json]"),
+        (INFER, b"{}", {"Inference-Header-Content-Length": "9"}, 400, "Inference-Header"),
+        (INFER, "SID", {}, 400, "sequence_id: longer than 256"),
+        (INFER, "PARAM", {}, 400, "parameters.bogus: unknown parameter"),
+        (INFER, "SIZE", {"Inference-Header-Content-Length": "HEAD"}, 400, "past the end"),
+        (INFER, "SHAPE", {}, 400, "INPUT.shape: must be [1, T, "),
+        (INFER, "ID", {}, 400, "id: longer than 256"),
+        (INFER, {"k" * 300: 1}, {}, 400, "a field name is longer than 64 characters"),
+        ("/v2/models/x/unknown", None, {}, 404, "[not_found] path"),
+        ("/v2/health/live", b"{}", {}, 405, "[method_not_allowed]"),
+    ],
+)
+def test_bad_requests_name_the_problem_and_change_nothing(
+    models_dir: Path,
+    client: httpx.Client,
+    path: str,
+    payload: Any,
+    headers: dict[str, str],
+    status: int,
+    text: str,
+) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 1)
+    good = body(seconds, values, sid="bad-input")
+    if payload == "SID":
+        payload = body(seconds, values, sid="s" * 300)
+    elif payload == "PARAM":
+        payload = body(seconds, values, bogus=1)
+    elif payload == "SHAPE":
+        payload = good
+        payload["inputs"][0]["shape"] = [1, 2, 1]  # as many elements, the wrong shape
+    elif payload == "ID":
+        payload = {**good, "id": "i" * 300}
+    elif payload == "SIZE":
+        payload = good
+        payload["inputs"][1] = {**payload["inputs"][1], "parameters": {"binary_data_size": 10**6}}
+        del payload["inputs"][1]["data"]
+    content = payload if isinstance(payload, bytes) or payload is None else json.dumps(payload)
+    if isinstance(content, str):
+        content = content.encode()
+    if headers.get("Inference-Header-Content-Length") == "HEAD":
+        headers = {"Inference-Header-Content-Length": str(len(content or b""))}
+    method = "GET" if content is None else "POST"
+    r = client.request(method, path, content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert set(r.json()) == {"error"} and text in r.json()["error"]
+    assert len(r.text) < 1024  # nothing the client sent is echoed at length
+    assert client.get(f"/v1/models/{SENSOR}/streams/bad-input").status_code == 404
+
+
+def test_not_ready_is_503(serve: Any, own_models: Path) -> None:
+    (own_models / SENSOR / "1" / "model.onnx").write_bytes(b"broken")
+    server = serve(own_models)
+    with httpx.Client(base_url=server.url) as c:
+        r = c.get(f"/v2/models/{SENSOR}/ready")
+        assert r.status_code == 503 and "[model_unavailable]" in r.json()["error"]
+        assert "retry-after" in r.headers
