@@ -100,8 +100,9 @@ def add_routes(app: FastAPI, dataplane: DataPlane, openapi_document: dict[str, A
     }
     for route in ROUTES:
         # The fast path answers the hot routes first; the probes stay routable here too,
-        # so the app alone (without its front layers) still answers them.
-        if not route.hot or route.method == "GET":
+        # so the app alone (without its front layers) still answers them. The v2 routes
+        # are the v2 layer's alone (their own error shape).
+        if not route.v2 and (not route.hot or route.method == "GET"):
             app.add_api_route(
                 route.path,
                 _guarded(endpoints[route.name]),

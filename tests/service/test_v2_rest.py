@@ -135,7 +135,7 @@ SPEC_EXAMPLE = {  # the protocol's own example request, for a model that is not 
         ("/v2/models/" + "m" * 300 + "/infer", SPEC_EXAMPLE, {}, 400, "model: longer than 256"),
         (INFER, b"{not json", {}, 400, "[malformed_json]"),
         (INFER, b"{}", {"Inference-Header-Content-Length": "9"}, 400, "Inference-Header"),
-        (INFER, "SID", {}, 400, "sequence_id: longer than 256"),
+        (INFER, "SID", {}, 400, "sequence_id: longer than 128"),
         (INFER, "PARAM", {}, 400, "parameters.bogus: unknown parameter"),
         (INFER, "SIZE", {"Inference-Header-Content-Length": "HEAD"}, 400, "past the end"),
         (INFER, "SHAPE", {}, 400, "INPUT.shape: must be [1, T, "),
