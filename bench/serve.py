@@ -1,10 +1,11 @@
 """The one launcher of every server the bench compares, so they differ only in the app.
 
 `python -m bench.serve <app> --port N` serves one of APPS with UVICORN (one worker,
-uvloop, httptools, no access log, proxy_headers off: what `python -m service` runs
-with its default settings). The service is built here from `Settings()` (the
-FORECAST_* environment) with the service's own `create_app`, not through
-`python -m service`, so no server gets settings the others do not.
+uvloop, httptools, no access log, proxy_headers off, the same keep-alive and
+connection limit: what `python -m service` runs with its default settings). The service
+is served with its own config (service/transport/server.py), whose one difference is
+its httptools protocol subclass that adds the request read timeout and head limit, a
+cost that is part of the service.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ UVICORN: dict[str, Any] = {
     "proxy_headers": False,
     "log_level": "warning",
     "timeout_graceful_shutdown": 10,
+    "timeout_keep_alive": 5,
+    "limit_concurrency": 2048,
 }
 
 
@@ -76,6 +79,14 @@ APPS: dict[str, Callable[[argparse.Namespace], Any]] = {
 
 
 def run(app: Any, port: int) -> None:
+    if hasattr(app, "state") and hasattr(app.state, "service"):  # the service itself
+        from service.settings import Settings
+        from service.transport.server import uvicorn_config
+
+        config = uvicorn_config(app, Settings(), host="127.0.0.1", port=port)
+        config.log_level = UVICORN["log_level"]
+        uvicorn.Server(config).run()
+        return
     uvicorn.run(app, host="127.0.0.1", port=port, **UVICORN)
 
 

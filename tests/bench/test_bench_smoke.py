@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bench import floor, report, scenarios, server_metrics
 from bench.__main__ import Plan, run
@@ -164,15 +165,26 @@ def test_every_compared_server_gets_the_services_uvicorn_settings(
     import service.__main__ as service_main
     from bench import serve
 
-    captured: list[dict[str, Any]] = []
+    captured: list[Any] = []
+
+    class Capture:
+        def __init__(self, config: Any) -> None:
+            captured.append(config)
+
+        def run(self) -> None:
+            pass
+
     monkeypatch.setattr(service_main, "configure_logging", lambda level: None)
-    monkeypatch.setattr(service_main, "create_app", lambda settings: object())
-    monkeypatch.setattr(service_main.uvicorn, "run", lambda app, **kw: captured.append(kw))
+    monkeypatch.setattr(service_main.uvicorn, "Server", Capture)
     monkeypatch.setenv("FORECAST_LOG_LEVEL", "warning")
+    monkeypatch.setenv("FORECAST_AUTH_DISABLED", "true")
     assert service_main.main() == 0
-    (kw,) = captured
-    expected = {k: v for k, v in kw.items() if k not in ("host", "port")}
-    assert expected == serve.UVICORN
+    (config,) = captured
+    # The service's own protocol class (read timeout, head limit) is an httptools one.
+    assert issubclass(config.http, HttpToolsProtocol)
+    for key, value in serve.UVICORN.items():
+        if key != "http":
+            assert getattr(config, key) == value, key
     launched: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kw: launched.append((app, kw)))
     for name in ("trivial-fastapi", "trivial-asgi"):

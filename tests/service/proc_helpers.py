@@ -25,6 +25,7 @@ class ServiceProcess:
             "FORECAST_PORT": str(self.port),
             "FORECAST_MODELS_DIR": str(models_dir),
             "FORECAST_LOG_LEVEL": "warning",
+            "FORECAST_AUTH_DISABLED": "true",  # these tests are about state, not keys
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
