@@ -207,7 +207,7 @@ def _onto_grid(
         if absent:
             start, length = _first_run(row_missing)
             raise DataError(
-                f"{source}: {_run_text(values.index, start, length)} absent from the "
+                f"{source}: {_run_text(values.index, start, length, 'timestamp')} absent from the "
                 f"{frequency!r} grid (every column); the fill policy is --fill none: "
                 f"pass --fill interpolate:{length} (or carry:{length}) to fill gaps that long"
             )
@@ -281,10 +281,10 @@ def _first_missing(values: pd.DataFrame) -> tuple[str, int, int]:
     return best
 
 
-def _run_text(index: pd.DatetimeIndex, start: int, length: int) -> str:
+def _run_text(index: pd.DatetimeIndex, start: int, length: int, noun: str = "value") -> str:
     if length == 1:
-        return f"1 value at {index[start]}"
-    return f"{length} values in a row from {index[start]} to {index[start + length - 1]}"
+        return f"1 {noun} at {index[start]}"
+    return f"{length} {noun}s in a row from {index[start]} to {index[start + length - 1]}"
 
 
 def load_file(
