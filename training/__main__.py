@@ -192,6 +192,9 @@ def _parser() -> argparse.ArgumentParser:
         help="fail (exit 3, nothing exported) unless the model beats this baseline "
         "(a name from the report, or 'all') on MAE (pinball for price models)",
     )
+    suite = parser.add_argument_group("suite")
+    suite.add_argument("--cases", help="comma-separated suite cases (default: all)")
+    suite.add_argument("--quick", action="store_true", help="tiny networks, naive baselines")
     parser.add_argument("--out", default="models", help="where artifacts are written")
     parser.add_argument("--runs", default="runs", help="where checkpoints are written")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -52,6 +52,7 @@ def default_seasons(frequency: str) -> tuple[int, ...]:
     if _is_business(frequency):
         return (5,)
     step = step_seconds(frequency)
+    periods: tuple[int, ...]
     if step < DAY:
         periods = (DAY, WEEK)
     elif step == DAY:

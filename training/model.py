@@ -114,8 +114,15 @@ class Forecaster(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(spec.hidden, spec.horizon * len(spec.quantiles))
-        # How much of each season's (seasonal naive - current) each horizon step takes.
-        self.gate = nn.Linear(spec.hidden, spec.horizon * len(memory_seasons))
+        # How much of each season's (seasonal naive - current) each horizon step takes;
+        # it starts as "same time one longest season ago" plus the head's correction.
+        self.gate: nn.Linear | None = None
+        if memory_seasons:
+            self.gate = nn.Linear(spec.hidden, spec.horizon * len(memory_seasons))
+            nn.init.zeros_(self.gate.weight)
+            with torch.no_grad():
+                self.gate.bias.zero_()
+                self.gate.bias.view(len(memory_seasons), spec.horizon)[-1] = 1.0
         # Buffer offsets of each season's naive value for h = 1..H relative to "now":
         # h - L·ceil(h/L) <= 0, so only values already seen are read. Rebuilt from the
         # spec, never saved.
@@ -127,12 +134,6 @@ class Forecaster(nn.Module):
             persistent=False,
         )
         self.register_buffer("memory_keep", torch.arange(spec.memory_length), persistent=False)
-        # Start as "same time one longest season ago" plus the head's correction.
-        nn.init.zeros_(self.gate.weight)
-        with torch.no_grad():
-            self.gate.bias.zero_()
-            if memory_seasons:
-                self.gate.bias.view(len(memory_seasons), spec.horizon)[-1] = 1.0
         # Fitted on the training split only (set_scaling); saved with the weights.
         self.register_buffer("x_mean", torch.zeros(spec.n_features))
         self.register_buffer("x_std", torch.ones(spec.n_features))
@@ -196,7 +197,7 @@ class Forecaster(nn.Module):
         q = _non_crossing(raw, spec.median_index)
         median = q[..., spec.median_index : spec.median_index + 1]
         q = median + self.spread.unsqueeze(-1) * (q - median)
-        if seasonal is not None:
+        if seasonal is not None and self.gate is not None:
             gates = self.gate(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
             q = q + (gates * seasonal).sum(dim=2).unsqueeze(-1)  # shifts every quantile
         return q, anchor, new_state
