@@ -204,14 +204,20 @@ def _onto_grid(
     # Absent timestamps make a run in every column at once: name them as such.
     row_missing = values.isna().all(axis=1).to_numpy()
     if fill.method == "none":
-        if absent:
-            start, length = _first_run(row_missing)
+        # Whichever comes first in time: absent timestamps, or a value missing in a row.
+        absent_run = _runs(row_missing)[0] if absent else None
+        partial = values[~row_missing]
+        value_run = _first_missing(values, ~row_missing) if partial.isna().any().any() else None
+        if absent_run and (value_run is None or absent_run[0] < value_run[1]):
+            start, length = absent_run
             raise DataError(
-                f"{source}: {_run_text(values.index, start, length, 'timestamp')} absent from the "
-                f"{frequency!r} grid (every column); the fill policy is --fill none: "
-                f"pass --fill interpolate:{length} (or carry:{length}) to fill gaps that long"
+                f"{source}: {_run_text(values.index, start, length, 'timestamp')} absent "
+                f"from the {frequency!r} grid (every column); the fill policy is --fill "
+                f"none: pass --fill interpolate:{length} (or carry:{length}) to fill gaps "
+                f"that long"
             )
-        column, start, length = _first_missing(values)
+        assert value_run is not None
+        column, start, length = value_run
         raise DataError(
             f"{source}: column {column!r}: {_run_text(values.index, start, length)} missing; "
             f"the fill policy is --fill none: pass --fill interpolate:{length} "
@@ -271,10 +277,11 @@ def _first_run(mask: np.ndarray) -> tuple[int, int]:
     return _runs(mask)[0]
 
 
-def _first_missing(values: pd.DataFrame) -> tuple[str, int, int]:
+def _first_missing(values: pd.DataFrame, rows: np.ndarray) -> tuple[str, int, int]:
+    """The earliest run of missing values in a column, among the given rows."""
     best: tuple[str, int, int] | None = None
     for column in values.columns:
-        runs = _runs(values[column].isna().to_numpy())
+        runs = _runs(values[column].isna().to_numpy() & rows)
         if runs and (best is None or runs[0][0] < best[1]):
             best = (column, *runs[0])
     assert best is not None
