@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 import orjson
 from locust import FastHttpUser, constant_pacing, task
 
+from contract.timefeatures import add_business_days
+
 RUN = uuid.uuid4().hex[:8]  # stream ids unique per run: a rerun never goes backwards
 T0 = 1_401_580_800  # 2014-06-01T00:00:00Z, a Sunday
 CADENCE_S = float(os.environ.get("BENCH_CADENCE_S", "1.0"))
@@ -63,8 +65,7 @@ class _Series:
     def ts(self, k: int) -> int:
         if not self.business:
             return T0 + k * self.period
-        weeks, day = divmod(k, 5)
-        return T0 + 86400 * (1 + 7 * weeks + day)
+        return int(add_business_days(T0, k))
 
     def next(self) -> dict[str, Any]:
         k = self.k

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,8 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
 from bench import serve
-from training.model import Forecaster, ModelSpec
+from contract.timefeatures import time_feature
+from training.model import Forecaster, ForecasterSpec
 
 
 class Observation(BaseModel):
@@ -54,7 +54,7 @@ class NaiveModel:
     def __init__(self, version_dir: Path, runs_dir: Path) -> None:
         self.manifest = m = json.loads((version_dir / "manifest.json").read_text())
         cfg = m["training"]
-        spec = ModelSpec(
+        spec = ForecasterSpec(
             n_features=len(m["features"]),
             target_index=m["target_index"],
             horizon=m["horizon"],
@@ -82,9 +82,7 @@ class NaiveModel:
             if f["source"] == "input":
                 out.append(values[self.manifest["inputs"].index(f["name"])])
             else:
-                fn = math.sin if f["function"] == "sin" else math.cos
-                p = f["period_seconds"]
-                out.append(fn(2 * math.pi * (seconds % p) / p))
+                out.append(time_feature(seconds, f["period_seconds"], f["function"]))
         return out
 
     def forecast(self, window: list[list[float]], last_seconds: float) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.timefeatures import add_business_days
+
 # 2014-06-01T00:00:00Z: a period boundary for every frequency we ship.
 T0 = 1_401_580_800
 
@@ -55,9 +57,8 @@ class Model:
         """Timestamp of the k-th period of a stream (k = 0, 1, ...)."""
         if not self.business_days:
             return T0 + k * self.period
-        # T0 is a Sunday; business day k is Monday + k skipping weekends.
-        weeks, day = divmod(k, 5)
-        return T0 + 86400 * (1 + 7 * weeks + day)
+        # T0 is a Sunday, so business day 0 is the Monday after it.
+        return int(add_business_days(T0, k))
 
     def values(self, k: int) -> str:
         wobble = 1.0 + 0.05 * math.sin(k / 7.0)

@@ -12,26 +12,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.http import build_router
-from service.api.middleware import LimitAndMeasure
-from service.api.responses import error_response
-from service.api.ws import build_ws_router
-from service.core import ForecastService
-from service.errors import InvalidInput, NotFound, ServiceError
+from service.dataplane import DataPlane
+from service.engine.registry import Registry
+from service.errors import InvalidInput, MethodNotAllowed, NotFound, ServiceError, render
+from service.protocol.answers import dumps
 from service.settings import Settings
-
-
-class MethodNotAllowed(ServiceError):
-    status = 405
-    code = "method_not_allowed"
+from service.transport.asgi import FastPath
+from service.transport.http import add_routes
+from service.transport.limits import LimitAndMeasure
+from service.transport.openapi import build_openapi
+from service.transport.ws import add_ws_route
 
 
 class ForecastApp(FastAPI):
-    """FastAPI whose outermost ASGI layer is LimitAndMeasure (the body limit, request
-    metrics and the observation fast path), wrapped around the whole Starlette stack
-    rather than added inside it with ``add_middleware``: each Starlette/FastAPI
-    middleware layer (ServerErrorMiddleware, ExceptionTelemetryMiddleware, the body
-    limit) costs ~5% of a small request, and the hot POSTs need none of them."""
+    """FastAPI whose outermost ASGI layers are the fast path and LimitAndMeasure, wrapped
+    around the whole Starlette stack rather than added inside it with ``add_middleware``:
+    each Starlette/FastAPI middleware layer (ServerErrorMiddleware,
+    ExceptionTelemetryMiddleware, the body limit) costs ~5% of a small request, and the
+    hot POSTs need none of them."""
 
     front: ASGIApp
 
@@ -44,50 +42,54 @@ class ForecastApp(FastAPI):
 
 
 def create_app(settings: Settings) -> FastAPI:
-    svc = ForecastService(settings)
+    registry = Registry(settings)
+    dataplane = DataPlane(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await svc.start()
+        await registry.start()
         try:
             yield
         finally:
-            await svc.stop()
+            await registry.stop()
 
     app = ForecastApp(
         title="LSTM forecasting service",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=None,  # ours is generated from the route table (transport/openapi.py)
     )
-    app.state.service = svc
-    app.include_router(build_router(svc))
-    app.include_router(build_ws_router(svc))
+    app.state.service = registry
+    add_routes(app, dataplane, build_openapi(app.title, app.version))
+    add_ws_route(app, dataplane, settings.max_body_bytes)
 
-    # Routes answer their own errors; these cover what the router itself refuses.
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404:
-            return error_response(NotFound(f"path: no route for {request.url.path}"))
-        if exc.status_code == 405:
-            return error_response(
-                MethodNotAllowed(f"method: {request.method} is not allowed on this path")
-            )
-        err = ServiceError(str(exc.detail))
-        err.status = exc.status_code
-        return error_response(err)
+    async def any_error(request: Request, exc: Exception) -> Response:
+        """The one handler: every error a route raises, or the router refuses."""
+        if isinstance(exc, StarletteHTTPException):
+            exc = _router_error(request, exc)
+        elif isinstance(exc, RequestValidationError):
+            exc = InvalidInput(str(exc.errors())[:500])
+        status, body, headers = render(exc)
+        return Response(dumps(body), status, headers, media_type="application/json")
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(InvalidInput(str(exc.errors())[:500]))
+    for kind in (StarletteHTTPException, RequestValidationError, ServiceError):
+        app.add_exception_handler(kind, any_error)  # FastAPI's own would answer these first
 
-    @app.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError) -> Response:
-        return error_response(exc)
-
-    app.front = LimitAndMeasure(app.routed, service=svc, max_body_bytes=settings.max_body_bytes)
+    limited = LimitAndMeasure(app.routed, registry.metrics, settings.max_body_bytes)
+    app.front = FastPath(limited, dataplane, registry.metrics, settings.max_body_bytes)
     return app
+
+
+def _router_error(request: Request, exc: StarletteHTTPException) -> ServiceError:
+    if exc.status_code == 404:
+        return NotFound(f"path: no route for {request.url.path}")
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return MethodNotAllowed(
+            f"method: {request.method} is not allowed on this path", allow=allow
+        )
+    return InvalidInput(f"request: {exc.detail}")
 
 
 def configure_logging(level: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from contract.manifest import median_index
 from training.features import Split
 
 
@@ -30,7 +31,7 @@ def seasonal_naive(
     train_at = np.arange(lag, split.val - horizon)
     train_err = y[train_at[:, None] + steps] - y[train_at[:, None] + back]
     offsets = np.quantile(train_err, quantiles, axis=0).T  # [H, Q]
-    offsets -= offsets[:, [_median(quantiles)]]  # centred: the point stays the median
+    offsets -= offsets[:, [median_index(quantiles)]]  # centred: the point stays the median
     return point[..., None] + offsets[None]
 
 
@@ -52,7 +53,7 @@ def log_returns(
         [np.quantile(log_p[h:] - log_p[:-h], quantiles) for h in range(1, horizon + 1)]
     )  # [H, Q]
     if not drift:
-        quant -= quant[:, [_median(quantiles)]]
+        quant -= quant[:, [median_index(quantiles)]]
     return y[at][:, None, None] * np.exp(quant[None])
 
 
@@ -133,10 +134,6 @@ def statsforecast(
             column = f"{name}-{'lo' if q < 0.5 else 'hi'}-{level}"
         out[..., j] = fc[column].to_numpy().reshape(len(at), horizon)
     return np.exp(out) if log else out
-
-
-def _median(quantiles: tuple[float, ...]) -> int:
-    return int(np.argmin(np.abs(np.asarray(quantiles) - 0.5)))
 
 
 def run(

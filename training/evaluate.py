@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from contract.manifest import median_index
 from training.features import Split
 from training.model import Forecaster
 
@@ -43,7 +44,7 @@ def metrics(
 ) -> dict[str, object]:
     """forecast [O, H, Q] raw, actual [O, H]. Point = the quantile nearest 0.5."""
     qs = np.asarray(quantiles)
-    point = forecast[..., int(np.argmin(np.abs(qs - 0.5)))]
+    point = forecast[..., median_index(quantiles)]
     err = actual - point
     diff = actual[..., None] - forecast
     pinball = np.maximum(qs * diff, (qs - 1.0) * diff)

@@ -15,12 +15,24 @@ import subprocess
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
 
+from contract.manifest import (
+    MANIFEST_FILE,
+    Evaluation,
+    Graph,
+    InputFeature,
+    Manifest,
+    Memory,
+    StateTensor,
+    TimeFeature,
+    Verdict,
+)
 from training.model import Forecaster
 
 OPSET = 18
@@ -159,54 +171,60 @@ def manifest(
     frequency_seconds: int,
     inputs: list[str],
     target: str,
-    features: list[dict[str, object]],
+    features: list[InputFeature | TimeFeature],
     training: dict[str, object],
     data: dict[str, object],
     evaluation: dict[str, object],
-) -> dict[str, object]:
+    verdict: dict[str, object] | None = None,
+) -> Manifest:
+    """The artifact's manifest, validated by the same model the service loads it with."""
     spec = model.spec
-    return {
-        "name": name,
-        "version": version,
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "code_revision": code_revision(),
-        "frequency": frequency,
-        "frequency_seconds": frequency_seconds,
-        "target": target,
-        "inputs": inputs,
-        "target_index": inputs.index(target),
-        "features": features,
-        "mode": spec.mode,
-        "horizon": spec.horizon,
-        "quantiles": list(spec.quantiles),
-        "state": [
-            {
-                "name": n,
-                "input": i,
-                "output": o,
-                "shape": list(spec.state_shapes()[n]),
-                "dtype": "float32",
-            }
+    return Manifest(
+        name=name,
+        version=version,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        code_revision=code_revision(),
+        frequency=frequency,
+        frequency_seconds=frequency_seconds,
+        target=target,
+        inputs=inputs,
+        target_index=inputs.index(target),
+        features=features,
+        mode=spec.mode,  # type: ignore[arg-type]  # ForecasterSpec checks it is a mode
+        horizon=spec.horizon,
+        quantiles=list(spec.quantiles),
+        state=[
+            StateTensor(
+                name=n, input=i, output=o, shape=list(spec.state_shapes()[n]), dtype="float32"
+            )
             for n, i, o in state_names(model)
         ],
-        "graph": {
-            "file": graph_path.name,
-            "sha256": sha256(graph_path),
-            "opset": OPSET,
-            "exporter": f"torch.onnx (torchscript) {torch.__version__}",
-            "input": "x",
-            "output": "forecast",
-        },
-        "training": training,
-        "data": data,
-        "evaluation": evaluation,
-    }
+        graph=Graph(
+            file=graph_path.name,
+            sha256=sha256(graph_path),
+            opset=OPSET,
+            exporter=f"torch.onnx (torchscript) {torch.__version__}",
+            input="x",
+            output="forecast",
+        ),
+        training=_plain(training),
+        data=_plain(data),
+        evaluation=Evaluation.model_validate(_plain(evaluation)),
+        verdict=Verdict.model_validate(_plain(verdict)) if verdict else None,
+        memory=Memory(kind=spec.memory, seasons=list(spec.seasons)),  # type: ignore[arg-type]
+        bytes_per_stream=spec.state_bytes(),
+    )
 
 
-def write_manifest(directory: Path, content: dict[str, object]) -> Path:
-    path = directory / "manifest.json"
-    path.write_text(json.dumps(content, indent=2, default=_jsonable) + "\n")
+def write_manifest(directory: Path, content: Manifest) -> Path:
+    path = directory / MANIFEST_FILE
+    path.write_text(content.model_dump_json(indent=2, exclude_unset=True) + "\n")
     return path
+
+
+def _plain(value: dict[str, object]) -> dict[str, Any]:
+    """The record as plain JSON types (numpy scalars and tuples become numbers and lists)."""
+    return json.loads(json.dumps(value, default=_jsonable))
 
 
 def _jsonable(value: object) -> object:

@@ -1,7 +1,8 @@
 """Turning a Series into the model's matrices: the x columns and the training targets.
 
-The time-derived columns are computed exactly as docs/artifact.md tells the service to
-compute them, so what the model saw in training is what it sees when served.
+The time-derived columns are the manifest's own time features, computed by the contract's
+formula (contract.timefeatures), so what the model saw in training is what the service
+feeds it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.manifest import InputFeature, TimeFeature
+from contract.timefeatures import TimeColumn, time_features_array
 from training.config import TrainConfig
 from training.data import Series
 
@@ -21,7 +24,7 @@ TIME_FEATURES: dict[str, int] = {
 
 
 @dataclass(frozen=True)
-class Layout:
+class FeatureLayout:
     """The graph's F axis: which columns come from the client and which from the clock."""
 
     inputs: tuple[str, ...]
@@ -32,25 +35,36 @@ class Layout:
     def target_index(self) -> int:
         return self.inputs.index(self.target)
 
-    def manifest_features(self, mode: str = "level") -> list[dict[str, object]]:
-        columns: list[dict[str, object]] = [{"name": n, "source": "input"} for n in self.inputs]
-        if mode == "returns":
-            # The graph takes the log of the price: zero or negative has no forecast.
-            columns[self.target_index]["min_exclusive"] = 0.0
+    def manifest_features(self, mode: str = "level") -> list[InputFeature | TimeFeature]:
+        columns: list[InputFeature | TimeFeature] = []
+        for n in self.inputs:
+            if mode == "returns" and n == self.target:
+                # The graph takes the log of the price: zero or negative has no forecast.
+                columns.append(InputFeature(name=n, source="input", min_exclusive=0.0))
+            else:
+                columns.append(InputFeature(name=n, source="input"))
         for name in self.time_features:
             for fn in ("sin", "cos"):
                 columns.append(
-                    {
-                        "name": f"{name}_{fn}",
-                        "source": "time",
-                        "period_seconds": TIME_FEATURES[name],
-                        "function": fn,
-                    }
+                    TimeFeature(
+                        name=f"{name}_{fn}",
+                        source="time",
+                        period_seconds=TIME_FEATURES[name],
+                        function=fn,
+                    )
                 )
         return columns
 
+    def time_columns(self) -> list[TimeColumn]:
+        """The time features in graph order (after the inputs), as the contract's columns."""
+        return [
+            TimeColumn(f.period_seconds, f.function)
+            for f in self.manifest_features()
+            if isinstance(f, TimeFeature)
+        ]
 
-def layout_for(config: TrainConfig, series: Series) -> Layout:
+
+def layout_for(config: TrainConfig, series: Series) -> FeatureLayout:
     target = config.target or series.target
     inputs = tuple(config.inputs or series.inputs)
     if target not in inputs:
@@ -62,30 +76,20 @@ def layout_for(config: TrainConfig, series: Series) -> Layout:
     unknown = [f for f in time_features if f not in TIME_FEATURES]
     if unknown:
         raise ValueError(f"unknown time features {unknown}; known: {sorted(TIME_FEATURES)}")
-    return Layout(inputs, target, time_features)
+    return FeatureLayout(inputs, target, time_features)
 
 
 def epoch_seconds(index: np.ndarray) -> np.ndarray:
     return index.astype("datetime64[s]").astype(np.int64).astype(np.float64)
 
 
-def time_columns(seconds: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-    """[N] epoch seconds -> [N, 2·len(names)] sin/cos columns, float64 then float32."""
-    columns = []
-    for name in names:
-        period = TIME_FEATURES[name]
-        angle = 2.0 * np.pi * np.mod(seconds, period) / period
-        columns += [np.sin(angle), np.cos(angle)]
-    if not columns:
-        return np.zeros((len(seconds), 0), dtype=np.float32)
-    return np.stack(columns, axis=1).astype(np.float32)
-
-
-def design_matrix(series: Series, layout: Layout) -> np.ndarray:
-    """[N, F] float32 in manifest order: client inputs, then time features."""
+def design_matrix(series: Series, layout: FeatureLayout) -> np.ndarray:
+    """[N, F] float32 in manifest order: client inputs, then time features (float64 first,
+    as the contract says, then float32)."""
     values = series.frame[list(layout.inputs)].to_numpy(dtype=np.float32)
     seconds = epoch_seconds(series.frame.index.to_numpy())
-    return np.concatenate([values, time_columns(seconds, layout.time_features)], axis=1)
+    clock = time_features_array(seconds, layout.time_columns()).astype(np.float32)
+    return np.concatenate([values, clock], axis=1)
 
 
 @dataclass(frozen=True)

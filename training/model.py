@@ -18,7 +18,7 @@ steps before it, or a whole number of seasons before when the horizon is longer)
 the head adds a learned, state-dependent multiple of (seasonal naive - current value):
 a correction on top of "same time last week" that can also lean on the recurrent
 forecast. The current seasonal differences are inputs to the cell too. The buffer is
-shifted by concatenation and slicing, so a step costs a copy of S floats, and T steps
+shifted by concatenation and a gather of the last S, so a step costs a copy of S floats, and T steps
 at once give exactly what T single steps give. Until a stream has seen L values, the
 season-L terms are zero (the value is unknown, not zero).
 """
@@ -30,9 +30,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from contract.manifest import median_index
+
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ForecasterSpec:
+    """The network's shape and mode (the graph's contract is contract.manifest.Manifest)."""
+
     n_features: int  # F: columns of x, in manifest order
     target_index: int  # the target's column in x
     horizon: int
@@ -47,7 +51,7 @@ class ModelSpec:
 
     @property
     def median_index(self) -> int:
-        return min(range(len(self.quantiles)), key=lambda i: abs(self.quantiles[i] - 0.5))
+        return median_index(self.quantiles)
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-stream state tensors, in graph order."""
@@ -86,7 +90,7 @@ class Forecaster(nn.Module):
     season_back: Tensor
     memory_keep: Tensor
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ForecasterSpec) -> None:
         super().__init__()
         if spec.cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', not {spec.cell!r}")

@@ -194,11 +194,8 @@ def _write_artifact(
             },
         },
         evaluation=scores,
+        verdict=scores["verdict"],
     )
-    spec = trained.model.spec
-    content["verdict"] = scores["verdict"]
-    content["memory"] = {"kind": spec.memory, "seasons": list(spec.seasons)}
-    content["bytes_per_stream"] = spec.state_bytes()
     write_manifest(directory, content)
     (directory / "report.json").write_text(json.dumps(scores, indent=2) + "\n")
     title = f"{config.name} v{config.version}: {series.source}, test split"

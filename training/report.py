@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from contract.manifest import median_index
+
 COLUMNS = ("mae", "rmse", "mase", "pinball", "coverage_80")
 
 
@@ -57,7 +59,7 @@ def plot(
     hi_t = min(len(y), picks[-1] + horizon + 1)
     fig, ax = plt.subplots(figsize=(11, 4), dpi=100)
     ax.plot(times[lo_t:hi_t], y[lo_t:hi_t], color="black", lw=1, label="actual")
-    median = int(np.argmin(np.abs(np.asarray(quantiles) - 0.5)))
+    median = median_index(quantiles)
     for k, t in enumerate(picks):
         row = int(np.flatnonzero(at == t)[0])
         when = times[t + 1 : t + 1 + horizon]

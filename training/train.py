@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from training.config import TrainConfig
 from training.data import Series, load
-from training.features import Layout, Split, design_matrix, layout_for, targets
-from training.model import Forecaster, ModelSpec
+from training.features import FeatureLayout, Split, design_matrix, layout_for, targets
+from training.model import Forecaster, ForecasterSpec
 from training.resolve import resolve
 
 
@@ -33,7 +33,7 @@ from training.resolve import resolve
 class Trained:
     config: TrainConfig
     series: Series
-    layout: Layout
+    layout: FeatureLayout
     split: Split
     x: np.ndarray  # [N, F] raw design matrix of the whole series
     model: Forecaster
@@ -114,7 +114,7 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
     split = Split.of(len(x), config.validation_fraction, config.test_fraction)
     train_x = x[: split.val]
 
-    spec = ModelSpec(
+    spec = ForecasterSpec(
         n_features=x.shape[1],
         target_index=layout.target_index,
         horizon=config.horizon,

@@ -96,7 +96,7 @@ def test_service_dockerfile_is_slim_torchless_and_non_root() -> None:
 
 
 def test_default_models_ship_in_the_image() -> None:
-    # The image copies models/: the two default artifacts must be there (DESIGN §2).
+    # The image copies models/: the two default artifacts must be there.
     for name in ("elec-demand", "sp500"):
         assert (ROOT / "models" / name / "1" / "manifest.json").is_file(), f"models/{name}/1"
 

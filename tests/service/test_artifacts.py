@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from svc_helpers import SENSOR, STOCK
 
-from service.artifacts import ArtifactError, discover, load_artifact
+from contract.manifest import Manifest, ServingSpec
+from service.engine.artifacts import ArtifactError, discover, load_artifact, read_spec
+from training import export
 
 
 def _copy(models_dir: Path, tmp_path: Path, name: str = SENSOR) -> Path:
@@ -51,12 +53,19 @@ def test_checksum_mismatch(models_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
-        ({"horizon": None, "quantiles": "x"}, "invalid manifest"),
+        ({"horizon": None, "quantiles": "x"},
+         r"manifest\.json: invalid manifest: horizon: .*integer; quantiles: .*list"),
         ({"name": "other"}, "manifest says other/1"),
         ({"state": [{"name": "h", "input": "state_h", "output": "state_h_out",
                      "shape": [1, 8], "dtype": "float32"}]}, "graph inputs"),
-        ({"inputs": ["demand"]}, "is not in inputs"),
-        ({"target_index": 1}, "target_index"),
+        ({"inputs": ["demand"]}, r"features\[1\] 'temperature' is not in inputs"),
+        ({"target_index": 1}, "target_index 1 points at 'temperature', not at target"),
+        ({"mode": "prices"}, r"mode: Input should be 'level' or 'returns'"),
+        ({"quantiles": [0.9, 0.5, 0.1]}, "quantiles must be ascending"),
+        ({"frequency_seconds": 0}, "frequency_seconds: Input should be greater than 0"),
+        ({"graph": {"file": "model.onnx"}}, r"graph: missing fields \['sha256', 'opset'"),
+        ({"state": []}, "state: List should have at least 1 item"),
+        ({"extra": 1}, "extra: Extra inputs are not permitted"),
     ],
 )  # fmt: skip
 def test_manifest_problems_are_named(
@@ -73,8 +82,39 @@ def test_missing_field(models_dir: Path, tmp_path: Path) -> None:
     m = json.loads((path / "manifest.json").read_text())
     del m["evaluation"]
     (path / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(ArtifactError, match=r"missing fields \['evaluation'\]"):
+    with pytest.raises(
+        ArtifactError, match=r"manifest\.json: invalid manifest: missing fields \['evaluation'\]"
+    ):
         load_artifact(path, ["CPUExecutionProvider"], 1)
+
+
+def test_a_misspelt_or_bad_feature_is_named(models_dir: Path, tmp_path: Path) -> None:
+    path = _copy(models_dir, tmp_path, STOCK)
+    m = json.loads((path / "manifest.json").read_text())
+    m["features"][0]["min_exlusive"] = m["features"][0].pop("min_exclusive")
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ArtifactError, match=r"features\[0\]\.min_exlusive: Extra inputs"):
+        read_spec(path)
+    (path / "manifest.json").write_text("[]")
+    with pytest.raises(ArtifactError, match="invalid manifest: not a JSON object"):
+        read_spec(path)
+    (path / "manifest.json").write_text("{")
+    with pytest.raises(ArtifactError, match=r"manifest\.json: unreadable"):
+        read_spec(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match=r"manifest\.json is missing"):
+        read_spec(path)
+
+
+def test_training_writes_what_the_loader_reads(models_dir: Path) -> None:
+    """One Manifest class on both sides: training builds it, the service validates with it."""
+    assert export.Manifest is Manifest
+    for name in (SENSOR, STOCK):
+        path = models_dir / name / "1"
+        written = Manifest.model_validate_json((path / "manifest.json").read_text())
+        spec = read_spec(path)
+        assert spec == ServingSpec.from_manifest(written)
+        assert spec.manifest == json.loads((path / "manifest.json").read_text())
 
 
 def test_discover_serves_highest_good_version(models_dir: Path, tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from svc_helpers import SENSOR
 
-from service.artifacts import LoadedModel, load_artifact
-from service.batcher import Batcher, Item
+from service.engine.artifacts import LoadedModel, load_artifact
+from service.engine.batcher import Batcher, Item
 from service.errors import InferenceError, QueueFull, Unavailable
 from service.metrics import Metrics
 
@@ -30,7 +30,6 @@ def _batcher(loaded: LoadedModel, max_rows: int = 64, queue_rows: int = 64):
         loaded.runtime,
         lambda slots: arena[slots],
         spec.n_features,
-        spec.state_size,
         max_rows,
         queue_rows,
         metrics.for_model(SENSOR, spec.horizon),
@@ -188,15 +187,16 @@ def test_worker_survives_a_malformed_answer(loaded: LoadedModel) -> None:
 
 def test_queue_bound_counts_every_time_step_of_a_history(loaded: LoadedModel) -> None:
     async def run() -> None:
-        b, _ = _batcher(loaded, queue_rows=5)
+        b, metrics = _batcher(loaded, queue_rows=5)
+        depth = metrics.for_model(SENSOR, loaded.spec.horizon).queue_depth
         b.start()
         history = Item([_row(loaded, k) for k in range(4)], -1, None)  # T = 4
         first = b.submit([history])
-        assert b.depth == 4
+        assert depth.value == 4
         with pytest.raises(QueueFull):  # 4 + 2 > 5
             b.submit([Item([_row(loaded)], -1, None) for _ in range(2)])
         await first
-        assert b.depth == 0
+        assert depth.value == 0
         # Longer than the whole bound: still admitted into an empty queue (or it never
         # could run), and it fills the bound while queued.
         long = b.submit([Item([_row(loaded, k) for k in range(8)], -1, None)])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.locks import StreamLocks
+from service.engine.locks import StreamLocks
 
 
 def test_fifo_per_stream_and_free_when_idle() -> None:
@@ -19,7 +19,7 @@ def test_fifo_per_stream_and_free_when_idle() -> None:
                 locks.release("s")
 
         await asyncio.gather(*(worker(k) for k in range(10)))
-        assert not locks.busy("s") and len(locks) == 0
+        assert not locks.busy("s") and locks.enqueue("s") is None  # free again
         return order
 
     assert asyncio.run(run()) == list(range(10))
@@ -28,12 +28,12 @@ def test_fifo_per_stream_and_free_when_idle() -> None:
 def test_cancelled_waiter_does_not_block_the_stream() -> None:
     async def run() -> bool:
         locks = StreamLocks()
-        assert locks.try_acquire("s")
+        assert locks.enqueue("s") is None  # taken at once
         waiter = asyncio.ensure_future(locks.acquire("s"))
         await asyncio.sleep(0)
         waiter.cancel()
         await asyncio.sleep(0)
         locks.release("s")
-        return locks.try_acquire("s")
+        return locks.enqueue("s") is None
 
     assert asyncio.run(run())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.api.handlers import parse_entries, parse_entry
 from service.errors import ServiceError
+from service.protocol.entries import parse_entries, parse_entry
 
 
 class _Model:

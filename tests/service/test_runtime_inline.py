@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from svc_helpers import SENSOR, held_out, obs_body
 
-from service.artifacts import load_artifact
+from service.engine.artifacts import load_artifact
 
 
 @pytest.fixture

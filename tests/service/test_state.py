@@ -9,10 +9,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from service.engine.store import NO_SEQ, MemoryStateStore, StoreLayout
 from service.errors import QueueFull
-from service.state import NO_SEQ, Layout, MemoryStateStore
 
-LAYOUT = Layout(state_size=8, forecast_size=6, n_inputs=2)
+LAYOUT = StoreLayout(state_size=8, forecast_size=6, n_inputs=2)
 
 
 def _store(capacity: int = 4, busy: set[str] | None = None, evicted: list | None = None):
@@ -88,12 +88,12 @@ def test_snapshot_restore_roundtrip_keeps_most_recent_when_smaller() -> None:
     small = _store(capacity=2)
     assert small.restore(snap) == 2 and small.lookup("a") is None
     with pytest.raises(ValueError):
-        MemoryStateStore(Layout(9, 6, 2), 4, lambda s: False, lambda e: None).restore(snap)
+        MemoryStateStore(StoreLayout(9, 6, 2), 4, lambda s: False, lambda e: None).restore(snap)
 
 
 def test_memory_per_stream_for_default_sensor_model_is_under_2kb() -> None:
     # H=64, L=2 LSTM: h and c are [2, 64] each; horizon 48 x 3 quantiles; 2 inputs.
-    layout = Layout(state_size=2 * 2 * 64, forecast_size=48 * 3, n_inputs=2)
+    layout = StoreLayout(state_size=2 * 2 * 64, forecast_size=48 * 3, n_inputs=2)
     n = 20_000
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

@@ -111,7 +111,7 @@ def test_ws_answers_of_one_stream_keep_order_across_multi_messages(server: LiveS
 
 
 def test_ws_outbox_bounds_reading_and_slots_free_after_sending(monkeypatch) -> None:
-    from service.api import ws as ws_mod
+    from service.transport import ws as ws_mod
 
     monkeypatch.setattr(ws_mod, "OUTBOX_MAX", 3)
 

@@ -132,7 +132,7 @@ def test_value_columns_default_to_every_column_but_time(tmp_path):
 
 def test_a_non_numeric_extra_column_names_the_flag(tmp_path):
     frame = _good().assign(site="north")
-    with pytest.raises(DataError, match="column 'site' at .*--value-columns"):
+    with pytest.raises(DataError, match=r"column 'site' at .*--value-columns"):
         data.load_file(_write(tmp_path, frame), time_column="ts")
 
 

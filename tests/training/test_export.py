@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 
+from contract.manifest import ServingSpec, validate_manifest
 from training import evaluate
 from training.export import (
     ExportError,
@@ -110,6 +111,10 @@ def test_manifest_carries_the_contract_and_the_checksum(request, kind):
     assert m["inputs"][m["target_index"]] == m["target"]
     assert [f["name"] for f in m["features"] if f["source"] == "input"] == m["inputs"]
     assert len(m["features"]) == trained.x.shape[1]
+    spec = ServingSpec.from_manifest(validate_manifest(m))  # what the service will read
+    assert spec.n_features == trained.x.shape[1]
+    assert spec.quantiles[spec.median_index] == 0.5 == trained.config.quantiles[1]
+    assert spec.state_size == sum(s.numel() for s in trained.model.zero_state(1))
     names = {s["input"] for s in m["state"]}
     graph_inputs = {i.name for i in onnx.load(str(directory / "model.onnx")).graph.input}
     assert graph_inputs == {"x", *names}

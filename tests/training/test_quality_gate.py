@@ -39,7 +39,7 @@ def test_require_names_the_baseline_and_refuses_unknown_ones():
     require(v, "autoets", ["seasonal_naive_1w", "autoets"])  # beaten: passes
     with pytest.raises(QualityGateError, match="does not beat seasonal naive 1 week"):
         require(v, "all", ["seasonal_naive_1w", "autoets"])
-    with pytest.raises(QualityGateError, match="no such baseline.*autoets"):
+    with pytest.raises(QualityGateError, match=r"no such baseline.*autoets"):
         require(v, "mstl", ["seasonal_naive_1w", "autoets"])
 
 

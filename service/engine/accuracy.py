@@ -1,4 +1,4 @@
-"""Live accuracy: score forecasts once their truth arrives (DESIGN §5).
+"""Live accuracy: score forecasts once their truth arrives.
 
 Every stream is scored one step ahead from the forecast the store keeps anyway. A
 sampled fraction of streams (chosen by a hash of the id, so no per-stream flag is
@@ -36,14 +36,6 @@ class Accuracy:
     def sampled(self, stream_id: str) -> bool:
         return zlib.crc32(stream_id.encode()) < self._threshold
 
-    def ring(self, stream_id: str) -> Ring | None:
-        if not self._threshold or zlib.crc32(stream_id.encode()) >= self._threshold:
-            return None
-        ring = self._rings.get(stream_id)
-        if ring is None:
-            ring = self._rings[stream_id] = Ring(self.horizon)
-        return ring
-
     def private_ring(self, stream_id: str, fresh: bool) -> Ring | None:
         """A request's own copy of the stream's ring (a new one if fresh), or None if the
         stream is not sampled. Installed by ``install`` only when the request commits."""
@@ -72,10 +64,6 @@ class Accuracy:
         if count:
             self._metrics.abs_error[0].inc(errors)
             self._metrics.scored[0].inc(count)
-
-    @staticmethod
-    def advance(ring: Ring, steps: int) -> None:
-        ring.step += steps
 
     def score_ring(
         self, ring: Ring, truth: float, sink: list[tuple[int, float]] | None = None

@@ -1,87 +1,55 @@
-"""The two hot endpoints as plain functions: bytes in, (status, bytes, headers) out.
+"""The multi-stream body: its entries checked in bulk, and each bad entry worded alone.
 
-Both the FastAPI routes and the ASGI fast path (middleware.py) call these, so the
-behaviour is one piece of code whichever way a request arrives.
+``ManyStreamsBody`` (requests.py) is its schema. The common entry, one observation with
+a values list, is cleared by quick shape checks and one numpy check of all its numbers;
+the per-entry path words every other case with the same rules as a single stream's body
+(measured ~2x faster per entry than a pydantic model per entry when entries fail alone;
+tests/service/test_parse_entries.py holds the two lanes to the same verdicts).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from service.api.responses import dumps, error_body
-from service.core import ForecastService
 from service.errors import InvalidInput, ServiceError
-from service.features import parse_ts
-from service.parsing import (
+from service.protocol.answers import DETAILS
+from service.protocol.requests import (
     F32_MAX,
     MAX_SEQ,
     MAX_STREAM_ID,
     OBS_KEYS,
     Bounds,
     Obs,
+    WireSpec,
+    check_keys,
     check_reset,
     check_stream_id,
-    load_json,
     parse_observations,
     parse_one,
 )
-from service.streams import ModelStreams
+from service.protocol.timestamps import parse_ts
 
-Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
-
-STREAM_KEYS = frozenset(("observations", "reset"))
-ENTRY_KEYS = frozenset(("stream_id", "observations", "reset"))
-_NO_HEADERS: list[tuple[bytes, bytes]] = []
-
-
-def check_keys(data: dict[str, Any], allowed: frozenset[str], where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            names = ", ".join(sorted(allowed))
-            raise InvalidInput(f"{where}{key}: unknown field (allowed: {names})")
-
-
-def error_answer(exc: BaseException) -> Answer:
-    if isinstance(exc, ServiceError):
-        headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
-        return exc.status, dumps(error_body(exc)), headers
-    return 500, dumps(error_body(exc)), _NO_HEADERS
-
-
-async def observe_stream(
-    svc: ForecastService, model_name: str, stream_id: str, body: bytes
-) -> Answer:
-    model = svc.model(model_name)
-    check_stream_id(stream_id, "stream_id")
-    data = load_json(body)
-    if len(data) > 1 or "observations" not in data:
-        check_keys(data, STREAM_KEYS, "")
-    obs = parse_observations(
-        data.get("observations"), model.n_inputs, model.max_history, bounds=model.bounds
-    )
-    reset = check_reset(data.get("reset"), "reset")
-    result = await model.observe(stream_id, obs, reset)
-    result["model"] = model.name
-    result["version"] = model.version
-    return 200, dumps(result), _NO_HEADERS
-
-
-async def observe_many(svc: ForecastService, model_name: str, body: bytes) -> Answer:
-    model = svc.model(model_name)
-    data = load_json(body)
-    check_keys(data, MANY_KEYS, "")
-    detail = check_detail(data.get("forecast"))
-    entries = parse_entries(data.get("streams"), model)
-    results = await model.observe_many(entries, detail)
-    out = shape_results(model, entries, results, detail)
-    return 200, dumps({"model": model.name, "version": model.version, "results": out}), _NO_HEADERS
-
-
+Entry = tuple[str, list[Obs], bool]  # (stream id, observations, reset)
 MANY_KEYS = frozenset(("streams", "forecast"))
-DETAILS = ("full", "median", "none")
+ENTRY_KEYS = frozenset(("stream_id", "observations", "reset"))
+
+
+@dataclass
+class ManyRequest:
+    entries: list[Entry | ServiceError]
+    detail: str
+
+
+def parse_many_body(
+    data: dict[str, Any], spec: WireSpec, allowed: frozenset[str] = MANY_KEYS
+) -> ManyRequest:
+    check_keys(data, allowed)
+    detail = check_detail(data.get("forecast"))
+    return ManyRequest(parse_entries(data.get("streams"), spec), detail)
 
 
 def check_detail(value: object) -> str:
@@ -93,56 +61,7 @@ def check_detail(value: object) -> str:
     return str(value)
 
 
-def shape_results(
-    model: ModelStreams,
-    entries: list[tuple[str, list[Any], bool] | ServiceError],
-    results: list[dict[str, Any] | ServiceError],
-    detail: str,
-) -> list[dict[str, Any]]:
-    return [
-        shape_result(model, entry, result, detail)
-        for entry, result in zip(entries, results, strict=True)
-    ]
-
-
-def shape_result(
-    model: ModelStreams,
-    entry: tuple[str, list[Any], bool] | ServiceError,
-    result: dict[str, Any] | ServiceError,
-    detail: str,
-) -> dict[str, Any]:
-    """One entry's answer body: its error, or its result trimmed to the detail asked."""
-    if isinstance(result, ServiceError):
-        sid = entry_id(entry, result)
-        return {"stream_id": sid, "status": result.status, **error_body(result)}
-    forecast = result.get("forecast")
-    if forecast is not None and "values" in forecast and detail != "full":
-        # Answers from the general path come full; trim them to what was asked.
-        if detail == "none":
-            del result["forecast"]
-        else:
-            median = np.ascontiguousarray(forecast["values"][:, model.median_index])
-            result["forecast"] = {"ts": forecast["ts"], "median": median}
-    return result
-
-
-class EntryError(InvalidInput):
-    """A bad entry of a multi-stream request; remembers its stream id if it had one."""
-
-    def __init__(self, message: str, stream_id: str | None) -> None:
-        super().__init__(message)
-        self.stream_id = stream_id
-
-
-def entry_id(entry: object, result: ServiceError) -> str | None:
-    if isinstance(entry, tuple):
-        return str(entry[0])
-    return getattr(result, "stream_id", None)
-
-
-def parse_entries(
-    raw: object, model: ModelStreams
-) -> list[tuple[str, list[Any], bool] | ServiceError]:
+def parse_entries(raw: object, spec: WireSpec) -> list[Entry | ServiceError]:
     """Validate every stream entry; a bad one becomes its own error, the rest go on.
 
     The common entry, ``{"stream_id": ..., "observations": [one observation with a
@@ -154,9 +73,9 @@ def parse_entries(
         raise InvalidInput("streams: must be a list of {stream_id, observations} objects")
     if not raw:
         raise InvalidInput("streams: must hold at least one stream")
-    entries: list[tuple[str, list[Any], bool] | ServiceError] = []
+    entries: list[Entry | ServiceError] = []
     seen: dict[str, int] = {}
-    n_inputs, max_history, bounds = model.n_inputs, model.max_history, model.bounds
+    n_inputs, max_history, bounds = spec.n_inputs, spec.max_history, spec.bounds
     # Entries cleared by the quick checks: (entry index, position in raw, observation).
     quick: list[tuple[int, int, Obs]] = []
     rows: list[list[Any]] = []
@@ -232,7 +151,7 @@ def parse_entry(
     n_inputs: int,
     max_history: int,
     bounds: Bounds = (),
-) -> tuple[str, list[Any], bool] | ServiceError:
+) -> Entry | ServiceError:
     """One entry of a multi-stream request, every check in order, errors worded."""
     try:
         if type(e) is not dict:
@@ -262,7 +181,5 @@ def parse_entry(
         if not message.startswith("streams["):
             # Field paths inside an entry are relative: name the entry here, on error only.
             message = f"streams[{i}].observations{message}"
-        err = EntryError(message, sid if isinstance(sid, str) else None)
-        err.status, err.code = exc.status, exc.code
-        return err
+        return exc.located(message, sid if isinstance(sid, str) else None)
     return stream_id, obs, reset

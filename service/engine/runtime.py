@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 
-if TYPE_CHECKING:
-    from service.artifacts import ModelSpec
+from contract.manifest import StateSlot
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +34,18 @@ def choose_providers(requested: list[str]) -> list[str]:
 
 
 class Runtime:
+    """One graph: x plus flat per-stream state in, forecast plus new flat state out."""
+
     def __init__(
-        self, model_bytes: bytes, spec: ModelSpec, providers: list[str], intra_op_threads: int
+        self,
+        model_bytes: bytes,
+        providers: list[str],
+        intra_op_threads: int,
+        *,
+        graph_input: str,
+        graph_output: str,
+        state: Sequence[StateSlot],
+        label: str,
     ) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
@@ -48,12 +57,12 @@ class Runtime:
             model_bytes, sess_options=options, providers=choose_providers(providers)
         )
         self.provider: str = self.session.get_providers()[0]
-        self.spec = spec
-        self._state = spec.state
-        self._output_names = [spec.graph_output] + [s.output for s in spec.state]
+        self._graph_input = graph_input
+        self._state = list(state)
+        self._output_names = [graph_output] + [s.output for s in self._state]
         # One thread per session: ORT calls of one model never overlap, which keeps
         # intra_op_num_threads meaningful and the batcher's ordering simple.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.name}")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{label}")
         # Calls of at most this many rows x steps run inline (Settings.inline_max_rows_steps).
         self.inline_max = 16
 
@@ -65,7 +74,7 @@ class Runtime:
     def run(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """x [B, T, F], state [B, S] (flat) -> forecast [B, H, Q], new state [B, S], seconds."""
         batch = x.shape[0]
-        feed: dict[str, np.ndarray] = {self.spec.graph_input: x}
+        feed: dict[str, np.ndarray] = {self._graph_input: x}
         for entry in self._state:
             part = state[:, entry.offset : entry.offset + entry.size]
             feed[entry.input] = np.ascontiguousarray(part).reshape(batch, *entry.shape)

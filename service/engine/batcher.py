@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from service.engine.runtime import Runtime
 from service.errors import (
     InferenceError,
     NonFiniteForecast,
@@ -28,7 +29,6 @@ from service.errors import (
     Unavailable,
 )
 from service.metrics import ModelMetrics
-from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,6 @@ class Batcher:
         runtime: Runtime,
         get_rows: Callable[[np.ndarray], np.ndarray],
         n_features: int,
-        state_size: int,
         max_rows: int,
         queue_rows: int,
         metrics: ModelMetrics,
@@ -112,7 +111,6 @@ class Batcher:
         self.runtime = runtime
         self._get_rows = get_rows
         self._n_features = n_features
-        self._state_size = state_size
         self.max_rows = max_rows
         self.queue_rows = queue_rows
         self._metrics = metrics
@@ -121,10 +119,6 @@ class Batcher:
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-
-    @property
-    def depth(self) -> int:
-        return self._rows
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")

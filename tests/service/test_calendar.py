@@ -1,34 +1,13 @@
+"""Step arithmetic of fixed-seconds and business-day models."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pytest
 
-from service.features import Calendar, format_ts, parse_ts, time_feature
-
-
-def test_parse_ts_forms() -> None:
-    assert parse_ts("2014-06-01T00:00:00Z") == parse_ts("2014-06-01T00:00:00") == 1401580800.0
-    assert parse_ts("2014-06-01T02:00:00+02:00") == 1401580800.0
-    assert parse_ts(1401580800) == 1401580800.0
-    for bad in ("soon", True, None, [1], float("nan"), 1e20):
-        with pytest.raises(ValueError):
-            parse_ts(bad)
-
-
-def test_format_roundtrip() -> None:
-    assert format_ts(1401580800.0) == "2014-06-01T00:00:00Z"
-    assert parse_ts(format_ts(1401580800.25)) == 1401580800.25
-
-
-def test_time_feature_matches_the_contract_formula() -> None:
-    t = np.array([-86400.5, 0.0, 1401580800.0, 1401582600.0])
-    for period in (86400.0, 604800.0):
-        expected = np.sin(2 * np.pi * np.mod(t, period) / period).astype(np.float32)
-        got = np.array([time_feature(v, period, "sin") for v in t], dtype=np.float32)
-        np.testing.assert_array_equal(got, expected)
-    assert time_feature(0.0, 86400, "cos") == 1.0
+from service.engine.calendar import Calendar
+from service.protocol.timestamps import MAX_TS, parse_ts
 
 
 def test_fixed_frequency_steps_and_forecast_ts() -> None:
@@ -57,3 +36,19 @@ def test_business_days() -> None:
     assert cal.steps_between(fri, parse_ts("2024-01-10T16:00:00")) == 3
     assert cal.steps_between(parse_ts("1969-12-31"), parse_ts("1970-01-01")) == 1
     assert math.isclose(cal.step_ts(fri, 5), parse_ts("2024-01-12T16:00:00"))
+
+
+def test_steps_array_agrees_with_steps_between() -> None:
+    rng = np.random.default_rng(3)
+    earlier = rng.uniform(-3e8, 3e9, 500)
+    later = earlier + rng.uniform(1.0, 30 * 86400.0, 500)
+    for cal in (Calendar("B", 86400, 5), Calendar("30min", 1800, 5)):
+        want = [cal.steps_between(float(a), float(b)) for a, b in zip(earlier, later, strict=True)]
+        assert cal.steps_array(earlier, later).tolist() == want
+
+
+def test_last_ts_ok_is_exact_at_the_end_of_time() -> None:
+    for cal in (Calendar("B", 86400, 5), Calendar("30min", 1800, 48)):
+        assert cal.last_ts_ok(cal.max_ts)
+        late = MAX_TS - 86400.0
+        assert cal.last_ts_ok(late) == (cal.step_ts(late, cal.horizon) <= MAX_TS)

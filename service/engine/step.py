@@ -1,24 +1,36 @@
-"""One stream's work in one request: the steps, executed item by item on private state.
+"""One stream's work in one request, executed step by step on private state.
 
-A Job is planned by streams.ModelStreams (which validates everything up front), then
-fed to the batcher one step at a time: a run of complete observations (one sequence
-call), a gap period, or an observation with missing values. Filling follows
-docs/artifact.md: the target gets the median of the one-step forecast, every other
-input its last observed value. Nothing here touches the store; the caller commits.
+A Job is planned (plan.py validates everything up front), then fed to the batcher one
+step at a time: a run of complete observations (one sequence call), a gap period, or
+an observation with missing values. Filling follows docs/artifact.md: the target gets
+the median of the one-step forecast, every other input its last observed value.
+Nothing here touches the store; the model commits a finished job.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from service.accuracy import Ring
-from service.batcher import Item
-from service.parsing import Obs
+from service.engine.accuracy import Accuracy, Ring
+from service.engine.batcher import Batcher, Item
+from service.engine.rows import Rows
+from service.errors import ServiceError
+from service.protocol.requests import Obs
 
-if TYPE_CHECKING:
-    from service.streams import ModelStreams
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What stepping needs to know of its model."""
+
+    rows: Rows
+    n_inputs: int
+    target_index: int
+    median_index: int
+    accuracy: Accuracy
+
 
 # A step is ("rows", [complete observations]) run as one call, ("fill", ts) for a
 # missing period, or ("miss", obs) for an observation with missing values.
@@ -27,13 +39,13 @@ Step = tuple[str, Any]
 
 class Job:
     __slots__ = (
-        "err_n", "err_sum", "error", "filled", "forecast", "inputs", "last", "model", "n_obs",
-        "pos", "read_slot", "reset", "ring", "scores", "state", "steps", "streak", "stream_id",
+        "err_n", "err_sum", "error", "filled", "forecast", "inputs", "last", "n_obs", "pos",
+        "read_slot", "reset", "ring", "scores", "spec", "state", "steps", "streak", "stream_id",
     )  # fmt: skip
 
     def __init__(
         self,
-        model: ModelStreams,
+        spec: StepSpec,
         stream_id: str | None,
         steps: list[Step],
         read_slot: int,
@@ -43,7 +55,7 @@ class Job:
         n_obs: int,
         reset: bool,
     ) -> None:
-        self.model = model
+        self.spec = spec
         self.stream_id = stream_id
         self.steps = steps
         self.pos = 0
@@ -66,19 +78,19 @@ class Job:
 
     def next_item(self) -> Item:
         kind, payload = self.steps[self.pos]
-        m = self.model
+        m = self.spec
         if kind == "rows":
-            rows = [m.row(o.values, o.ts) for o in payload]
+            rows = [m.rows.row(o.values, o.ts) for o in payload]
         elif kind == "fill":
-            rows = [m.row(self._filled_values(None), payload)]
+            rows = [m.rows.row(self._filled_values(None), payload)]
         else:
-            rows = [m.row(self._filled_values(payload.values), payload.ts)]
+            rows = [m.rows.row(self._filled_values(payload.values), payload.ts)]
         return Item(rows, self.read_slot if self.state is None else -1, self.state)
 
     def _filled_values(self, values: list[float | None] | None) -> list[float | None]:
         # docs/artifact.md: target <- median of the one-step forecast, others <- last seen.
         assert self.forecast is not None and self.inputs is not None
-        m = self.model
+        m = self.spec
         median = float(self.forecast[0, m.median_index])
         out: list[float | None] = []
         for j in range(m.n_inputs):
@@ -91,7 +103,7 @@ class Job:
     def on_result(self, item: Item) -> bool:
         """Take one step's result; returns whether steps remain."""
         kind, payload = self.steps[self.pos]
-        m = self.model
+        m = self.spec
         ring = self.ring
         ti = m.target_index
         if kind == "rows":
@@ -127,3 +139,24 @@ class Job:
             m.accuracy.record(ring, self.forecast[:, m.median_index])
         self.pos += 1
         return self.pos < len(self.steps)
+
+
+async def run_jobs(batcher: Batcher, jobs: list[Job]) -> None:
+    """Step all jobs together: one batcher round per step, one row per stream.
+    Nothing is scored here: a job's accuracy counts only when it commits."""
+    active = jobs
+    while active:
+        items = [job.next_item() for job in active]
+        try:
+            await batcher.submit(items)
+        except ServiceError as exc:  # queue full: these jobs fail, nothing committed
+            for job in active:
+                job.error = exc
+            break
+        still: list[Job] = []
+        for job, item in zip(active, items, strict=True):
+            if item.error is not None:
+                job.error = item.error
+            elif job.on_result(item):
+                still.append(job)
+        active = still

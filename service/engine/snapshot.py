@@ -9,33 +9,29 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from service.streams import ModelStreams
+from service.engine.store import StateStore
 
 log = logging.getLogger(__name__)
 
 _FORMAT = 1
 
 
-def _key(model: ModelStreams) -> str:
-    return f"{model.name}|{model.version}"
-
-
-def save(path: Path, models: list[ModelStreams]) -> int:
+def save(path: Path, stores: Mapping[str, StateStore]) -> int:
+    """Write every store (keyed "name|version") to one file; returns the streams saved."""
     arrays: dict[str, np.ndarray] = {"format": np.array([_FORMAT])}
     total = 0
-    for model in models:
-        snap = model.store.snapshot()
+    for key, store in stores.items():
+        snap = store.snapshot()
         ids = snap.pop("ids")
-        arrays[f"{_key(model)}|ids"] = np.frombuffer(
-            orjson.dumps([str(i) for i in ids]), dtype=np.uint8
-        )
+        arrays[f"{key}|ids"] = np.frombuffer(orjson.dumps([str(i) for i in ids]), dtype=np.uint8)
         for field, value in snap.items():
-            arrays[f"{_key(model)}|{field}"] = value
+            arrays[f"{key}|{field}"] = value
         total += len(ids)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -47,19 +43,20 @@ def save(path: Path, models: list[ModelStreams]) -> int:
     return total
 
 
-def restore(path: Path, models: list[ModelStreams]) -> int:
+def restore(path: Path, stores: Mapping[str, StateStore]) -> dict[str, int]:
+    """Load what the file holds into the stores of the same key; returns the streams
+    restored per key (keys the file does not hold are absent)."""
+    restored: dict[str, int] = {}
     if not path.exists():
-        return 0
-    total = 0
+        return restored
     with np.load(path, allow_pickle=False) as data:
         if "format" not in data or int(data["format"][0]) != _FORMAT:
             log.error("snapshot %s has an unknown format; starting without it", path)
-            return 0
+            return restored
         saved = {k.rsplit("|", 1)[0] for k in data.files if k != "format"}
-        by_key = {_key(m): m for m in models}
         for key in sorted(saved):
-            model = by_key.get(key)
-            if model is None:
+            store = stores.get(key)
+            if store is None:
                 log.warning("snapshot holds streams of %s, which is not served; dropped", key)
                 continue
             fields = ("state", "forecast", "inputs", "seq", "ts", "count", "idle")
@@ -68,11 +65,7 @@ def restore(path: Path, models: list[ModelStreams]) -> int:
                 arrays["streak"] = data[f"{key}|streak"]
             arrays["ids"] = np.array(orjson.loads(data[f"{key}|ids"].tobytes()), dtype=object)
             try:
-                n = model.store.restore(arrays)
+                restored[key] = store.restore(arrays)
             except ValueError as exc:
                 log.error("snapshot of %s not restored: %s", key, exc)
-                continue
-            model.after_restore()
-            model.metrics.live_streams.set(len(model.store))
-            total += n
-    return total
+    return restored

@@ -1,4 +1,4 @@
-"""Per-stream state store: the interface and the in-memory arena backend.
+"""Per-stream state store: the protocol every backend implements, and the memory arena.
 
 Everything a stream needs lives in preallocated arrays indexed by a slot number:
 the recurrent state, the last forecast (to answer a retry exactly), the last raw inputs
@@ -23,20 +23,26 @@ NO_SEQ = -1  # seq arena value of a stream whose clients never sent a seq
 
 
 @dataclass(frozen=True)
-class Layout:
+class StoreLayout:
     state_size: int
     forecast_size: int  # horizon * quantiles
     n_inputs: int
 
 
 class StateStore(Protocol):
-    """What the stream logic needs from a backend (memory now, Redis later)."""
+    """Everything the engine reads or writes of a stream goes through this (the scalar
+    path, the vectorised lane, the batcher and the snapshot alike), so a second backend
+    serves all of them. Streams are addressed by slot, a small int a backend hands out
+    for a stream it holds (for a shared backend: its local cache row)."""
 
-    layout: Layout
+    layout: StoreLayout
 
     def __len__(self) -> int: ...
     def lookup(self, stream_id: str) -> int | None: ...
+    def streams(self) -> list[tuple[str, int]]: ...
     def get_rows(self, slots: np.ndarray) -> np.ndarray: ...
+    def positions(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def forecast_rows(self, slots: np.ndarray) -> np.ndarray: ...
     def read(self, slot: int) -> tuple[int, float, int]: ...
     def forecast(self, slot: int) -> np.ndarray: ...
     def inputs(self, slot: int) -> np.ndarray: ...
@@ -72,7 +78,7 @@ class StateStore(Protocol):
 class MemoryStateStore:
     def __init__(
         self,
-        layout: Layout,
+        layout: StoreLayout,
         capacity: int,
         is_busy: Callable[[str], bool],
         on_evict: Callable[[list[str]], None],
@@ -102,8 +108,18 @@ class MemoryStateStore:
     def lookup(self, stream_id: str) -> int | None:
         return self.index.get(stream_id)
 
+    def streams(self) -> list[tuple[str, int]]:
+        return list(self.index.items())
+
     def get_rows(self, slots: np.ndarray) -> np.ndarray:
         return self.state[slots]
+
+    def positions(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(last seq, last ts) of many streams."""
+        return self.seq[slots], self.ts[slots]
+
+    def forecast_rows(self, slots: np.ndarray) -> np.ndarray:
+        return self.forecasts[slots]
 
     def read(self, slot: int) -> tuple[int, float, int]:
         return int(self.seq[slot]), float(self.ts[slot]), int(self.count[slot])

@@ -18,15 +18,6 @@ class StreamLocks:
     def busy(self, stream_id: str) -> bool:
         return stream_id in self._busy
 
-    def __len__(self) -> int:
-        return len(self._busy)
-
-    def try_acquire(self, stream_id: str) -> bool:
-        if stream_id in self._busy:
-            return False
-        self._busy[stream_id] = None
-        return True
-
     def enqueue(self, stream_id: str) -> asyncio.Future[None] | None:
         """Take the lock now (None) or join its queue at once, in call order (a future).
 

@@ -1,6 +1,6 @@
 """WS /v1/models/{model}/stream: observations of any number of streams, forecasts back.
 
-Client messages (text JSON), either one stream
+Client messages (text JSON; answered by DataPlane.ws_message), either one stream
     {"stream_id": "a", "observations": [...], "reset": false, "id": <anything>}
 or many
     {"streams": [{"stream_id": "a", "observations": [...]}, ...], "id": <anything>}
@@ -20,16 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from service.api.handlers import check_detail, parse_entries, shape_result
-from service.api.responses import dumps, error_body
-from service.core import ForecastService
-from service.errors import InvalidInput, PayloadTooLarge, ServiceError
-from service.parsing import check_reset, check_stream_id, load_json, parse_observations
-from service.streams import ModelStreams
+from service.dataplane import DataPlane
+from service.errors import ServiceError, render
+from service.protocol.answers import dumps
+from service.transport.routes import WS_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +71,14 @@ class Outbox:
         self.room.set()
 
 
-def build_ws_router(svc: ForecastService) -> APIRouter:
-    router = APIRouter()
-    max_history = svc.settings.max_history
-    max_bytes = svc.settings.max_body_bytes
-
-    @router.websocket("/v1/models/{model}/stream")
+def add_ws_route(app: FastAPI, dataplane: DataPlane, max_bytes: int) -> None:
+    @app.websocket(WS_ROUTE)
     async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
         try:
-            model = svc.model(websocket.path_params["model"])
+            model = dataplane.model(websocket.path_params["model"])
         except ServiceError as exc:
-            await websocket.send_bytes(dumps(error_body(exc)))
+            await websocket.send_bytes(dumps(render(exc)[1]))
             await websocket.close(code=1008)
             return
         outbox = Outbox()
@@ -101,7 +94,9 @@ def build_ws_router(svc: ForecastService) -> APIRouter:
                 raw = text.encode() if text is not None else message.get("bytes") or b""
                 await outbox.room.wait()  # the client reads its answers, or waits
                 await gate.acquire()  # released by the sender once the answers are out
-                task = asyncio.ensure_future(_handle(model, raw, outbox, max_history, max_bytes))
+                task = asyncio.ensure_future(
+                    dataplane.ws_message(model, raw, max_bytes, lambda b: outbox.put(dumps(b)))
+                )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 task.add_done_callback(lambda _: outbox.done(gate))
@@ -114,8 +109,6 @@ def build_ws_router(svc: ForecastService) -> APIRouter:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
-
-    return router
 
 
 async def _send_loop(websocket: WebSocket, outbox: Outbox) -> None:
@@ -134,66 +127,3 @@ async def _send_loop(websocket: WebSocket, outbox: Outbox) -> None:
                 outbox.room.set()
     except (WebSocketDisconnect, RuntimeError):
         outbox.close()  # the client went away: nothing left to tell it
-
-
-async def _handle(
-    model: ModelStreams,
-    raw: bytes,
-    outbox: Outbox,
-    max_history: int,
-    max_bytes: int,
-) -> None:
-    ident: Any = None
-    try:
-        if len(raw) > max_bytes:
-            raise PayloadTooLarge(f"message: larger than the limit of {max_bytes} bytes")
-        data = load_json(raw)
-        ident = data.get("id")
-        if "streams" in data:
-            for key in data:
-                if key not in ("streams", "forecast", "id"):
-                    raise InvalidInput(f"{key}: unknown field")
-            detail = check_detail(data.get("forecast"))
-            entries = parse_entries(data["streams"], model)
-
-            def answer(i: int, result: dict[str, Any] | ServiceError) -> None:
-                # Called while entry i's stream is still locked: per-stream order holds.
-                body = shape_result(model, entries[i], result, detail)
-                if ident is not None:
-                    body["id"] = ident
-                outbox.put(dumps(body))
-
-            await model.observe_many(entries, detail, on_result=answer)
-            return
-        sid_raw = data.get("stream_id")
-        for key in data:
-            if key not in ("stream_id", "observations", "reset", "id"):
-                raise InvalidInput(f"{key}: unknown field")
-        stream_id = check_stream_id(sid_raw, "stream_id")
-        obs = parse_observations(
-            data.get("observations"), model.n_inputs, max_history, bounds=model.bounds
-        )
-        reset = check_reset(data.get("reset"), "reset")
-        result = await model.observe(stream_id, obs, reset)
-        if ident is not None:
-            result["id"] = ident
-        outbox.put(dumps(result))
-    except Exception as exc:
-        if not isinstance(exc, ServiceError):
-            log.exception("unexpected error on a WebSocket message")
-        body = {"status": getattr(exc, "status", 500), **error_body(exc)}
-        if isinstance(data_sid := _sid_of(raw, exc), str):
-            body["stream_id"] = data_sid
-        if ident is not None:
-            body["id"] = ident
-        outbox.put(dumps(body))
-
-
-def _sid_of(raw: bytes, exc: BaseException) -> str | None:
-    # Name the stream in an error when the message was readable enough to say.
-    try:
-        data = load_json(raw)
-    except ServiceError:
-        return None
-    sid = data.get("stream_id")
-    return sid if isinstance(sid, str) else None

@@ -1,31 +1,33 @@
-"""The service's parts, built from Settings and started/stopped by the app lifespan."""
+"""The served models: load, start and stop them, expire idle streams, describe them.
+
+Built from Settings by the app factory and started/stopped by the app lifespan.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
-from service import artifacts, snapshot
-from service.artifacts import BrokenModel, LoadedModel
+from service.engine import artifacts, snapshot
+from service.engine.artifacts import BrokenModel, LoadedModel
+from service.engine.model import ModelStreams
+from service.engine.store import StateStore
 from service.errors import ModelNotFound, ModelUnavailable, NotReady
 from service.metrics import Metrics
 from service.settings import Settings
-from service.streams import ModelStreams
 
 log = logging.getLogger(__name__)
 
 
-class ForecastService:
+class Registry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.models: dict[str, ModelStreams] = {}
         self.found: list[LoadedModel | BrokenModel] = []
         self.ready = False
-        self.started_at = time.time()
         self._expiry: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -49,12 +51,15 @@ class ForecastService:
             model_metrics.live_streams.set(0)
         if s.snapshot_path is not None:
             try:
-                n = snapshot.restore(s.snapshot_path, list(self.models.values()))
+                restored = snapshot.restore(s.snapshot_path, self._stores())
             except Exception:
                 log.exception("could not restore snapshot %s; starting empty", s.snapshot_path)
             else:
-                if n:
-                    log.info("restored %d streams from %s", n, s.snapshot_path)
+                for model in self.models.values():
+                    if model.key in restored:
+                        model.after_restore()
+                if restored:
+                    log.info("restored %d streams from %s", sum(restored.values()), s.snapshot_path)
         for model in self.models.values():
             model.batcher.start()
         self._expiry = asyncio.get_running_loop().create_task(self._expire_loop())
@@ -73,13 +78,16 @@ class ForecastService:
         path = self.settings.snapshot_path
         if path is not None and self.models:
             try:
-                n = snapshot.save(path, list(self.models.values()))
+                n = snapshot.save(path, self._stores())
                 log.info("saved %d streams to %s", n, path)
             except Exception:
                 log.exception("could not save the snapshot to %s", path)
         for item in self.found:
             if isinstance(item, LoadedModel):
                 item.runtime.close()
+
+    def _stores(self) -> dict[str, StateStore]:
+        return {model.key: model.store for model in self.models.values()}
 
     async def _expire_loop(self) -> None:
         ttl = self.settings.stream_ttl_seconds

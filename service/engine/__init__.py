@@ -1,0 +1,1 @@
+"""The engine: models, stream semantics, batching, ONNX Runtime, state."""

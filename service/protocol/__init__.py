@@ -1,0 +1,1 @@
+"""The wire format: request checks, answer bodies, timestamps (no engine, no transport)."""

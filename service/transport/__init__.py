@@ -1,0 +1,1 @@
+"""Transports: HTTP fast path, FastAPI routes, WebSocket; each only translates."""
