@@ -68,7 +68,7 @@ class TrainConfig:
     # returns: "random_walk", "historical_returns", "autoets", "garch".
     baselines: tuple[str, ...] | None = None
     baseline_window: int | None = None  # trailing window statsforecast fits on; None =
-    #                                     8 x the longest season (at least 500 steps)
+    #               8 x the longest season (3 x beyond 2,700 steps; at least 500 steps)
     fill: str = "none"  # the data's gap policy, recorded (training/data.py FillPolicy)
     extra: dict[str, float] = field(default_factory=dict)
 

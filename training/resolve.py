@@ -18,6 +18,8 @@ from training.features import Split
 
 MAX_ORIGINS = 120  # derived origin spacing keeps the statsforecast refits in minutes
 MIN_WINDOW = 500  # trailing window of the statsforecast baselines, at least
+MAX_WINDOW = 2700  # 8 seasons up to this (8 weeks of half-hours); else 3 seasons, so a
+#                    yearly MSTL on daily data refits in seconds, not a minute an origin
 STATSFORECAST = ("mstl", "autoets", "autoarima")
 LEVEL_BASELINES = ("seasonal_naive", "mstl", "autoets")
 RETURNS_BASELINES = ("random_walk", "historical_returns", "autoets", "garch")
@@ -53,7 +55,7 @@ def resolve(config: TrainConfig, series: Series) -> tuple[TrainConfig, list[str]
     if memory not in ("seasonal", "none"):
         raise DataError(f"--memory {memory!r}: must be 'seasonal' or 'none'")
 
-    window = config.baseline_window or min(max(8 * max(seasons, default=1), MIN_WINDOW), split.test)
+    window = config.baseline_window or min(_window(seasons), split.test)
     if window > split.test:
         raise DataError(
             f"{series.source}: baseline window {window} is longer than the {split.test} "
@@ -83,6 +85,11 @@ def resolve(config: TrainConfig, series: Series) -> tuple[TrainConfig, list[str]
         time_features=tuple(time_features),
     )
     return resolved, notes
+
+
+def _window(seasons: tuple[int, ...]) -> int:
+    longest = max(seasons, default=1)
+    return max(8 * longest if 8 * longest <= MAX_WINDOW else 3 * longest, MIN_WINDOW)
 
 
 def _seasons(

@@ -87,3 +87,10 @@ def test_an_explicit_setting_wins_and_an_impossible_one_is_refused_before_traini
         resolve(TrainConfig("x", "s.csv", seasons=(250,)), series)
     with pytest.raises(DataError, match="horizon of 200 steps"):
         resolve(TrainConfig("x", "s.csv", horizon=200), series)
+
+
+def test_the_statsforecast_window_holds_the_longest_season_in_bounded_time():
+    hourly, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 30))
+    assert hourly.baseline_window == 8 * 168
+    daily, _ = resolve(preset("elec-demand"), _series("D", 4000))
+    assert daily.seasons == (7, 365) and daily.baseline_window == 3 * 365
