@@ -54,6 +54,8 @@ def judge(scores: dict, mode: str) -> dict[str, object]:
         worst = lost[0]
         behind = model / others[worst] - 1.0 if others[worst] > 0 else float("inf")
         text = f"WARNING: model loses to {display(worst)} by {behind:.0%} ({metric.upper()})"
+        if len(lost) > 1:
+            text += f", and to {', '.join(display(n) for n in lost[1:])}"
         if beaten:
             text += f"; it beats {', '.join(display(n) for n in beaten)}"
     if coverage is not None and not COVERAGE_BAND[0] <= coverage <= COVERAGE_BAND[1]:

@@ -29,6 +29,14 @@ def test_a_losing_model_gets_a_warning_naming_the_period():
     assert v["beats_all"] is False and v["loses_to"] == ["seasonal_naive_1w"]
 
 
+def test_every_baseline_the_model_loses_to_is_named():
+    v = judge(_scores(24.28, seasonal_naive_1w=26.1, seasonal_naive_1y=24.26, mstl=21.7), "level")
+    assert v["text"] == (
+        "WARNING: model loses to MSTL by 12% (MAE), and to seasonal naive 1 year; "
+        "it beats seasonal naive 1 week"
+    )
+
+
 def test_price_models_are_judged_on_pinball():
     v = judge(_scores(7.0, historical_returns=8.0, garch=7.5), "returns")
     assert v["metric"] == "pinball" and "below the best baseline (GARCH(1,1))" in v["text"]
