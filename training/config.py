@@ -43,7 +43,8 @@ class TrainConfig:
     seasons: tuple[int, ...] | None = None
     # "seasonal": the graph keeps the last max(seasons) target values as state and adds a
     # learned correction of the seasonal naive forecasts; "none": the recurrent state only.
-    # None = "seasonal" for level-mode series with a season, else "none".
+    # None = "seasonal" for intraday level series whose training part holds 8 of the
+    # longest season (where it was seen to help), else "none".
     memory: str | None = None
     # -- training: truncated BPTT that carries state across consecutive chunks --------
     segments: int = 32  # parallel contiguous segments of the training series (batch)

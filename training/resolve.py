@@ -16,6 +16,7 @@ from training.config import TrainConfig
 from training.data import DataError, Series
 from training.features import Split
 
+MEMORY_SEASONS = 8  # seasonal memory by default only with this many longest seasons
 MAX_ORIGINS = 120  # derived origin spacing keeps the statsforecast refits in minutes
 MIN_WINDOW = 500  # trailing window of the statsforecast baselines, at least
 MAX_WINDOW = 2700  # 8 seasons up to this (8 weeks of half-hours); else 3 seasons, so a
@@ -49,7 +50,7 @@ def resolve(config: TrainConfig, series: Series) -> tuple[TrainConfig, list[str]
     season = config.season or (min(seasons) if seasons and config.mode == "level" else 1)
     if season >= split.val:
         raise DataError(f"{series.source}: MASE season {season} exceeds the training part")
-    memory = config.memory or ("seasonal" if seasons and config.mode == "level" else "none")
+    memory = config.memory or _memory(config, series, split, seasons, notes)
     if memory == "seasonal" and (not seasons or config.mode != "level"):
         raise DataError("--memory seasonal needs a level-mode model with a season (--seasons)")
     if memory not in ("seasonal", "none"):
@@ -85,6 +86,24 @@ def resolve(config: TrainConfig, series: Series) -> tuple[TrainConfig, list[str]
         time_features=tuple(time_features),
     )
     return resolved, notes
+
+
+def _memory(
+    config: TrainConfig, series: Series, split: Split, seasons: tuple[int, ...], notes: list[str]
+) -> str:
+    """Seasonal memory where it was seen to help: intraday level data whose training part
+    holds at least MEMORY_SEASONS of the longest season. On the suite's daily series and
+    its 5-week series it made the model worse (it starts from the longest season's naive
+    forecast and had too few seasons to learn the correction), so those get none."""
+    if config.mode != "level" or not seasons or not freq.is_intraday(series.frequency):
+        return "none"
+    if split.val < MEMORY_SEASONS * max(seasons):
+        notes.append(
+            f"no seasonal memory: the training part holds {split.val / max(seasons):.1f} of "
+            f"the longest season, fewer than {MEMORY_SEASONS}"
+        )
+        return "none"
+    return "seasonal"
 
 
 def _window(seasons: tuple[int, ...]) -> int:

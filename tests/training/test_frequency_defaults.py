@@ -94,3 +94,14 @@ def test_the_statsforecast_window_holds_the_longest_season_in_bounded_time():
     assert hourly.baseline_window == 8 * 168
     daily, _ = resolve(preset("elec-demand"), _series("D", 4000))
     assert daily.seasons == (7, 365) and daily.baseline_window == 3 * 365
+
+
+def test_seasonal_memory_is_the_default_only_for_long_intraday_series():
+    long_hourly, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 12))
+    assert long_hourly.memory == "seasonal"
+    short, notes = resolve(preset("elec-demand"), _series("h", 24 * 7 * 5))
+    assert short.memory == "none" and any("no seasonal memory" in n for n in notes)
+    daily, _ = resolve(preset("elec-demand"), _series("D", 4000))
+    assert daily.memory == "none"
+    forced, _ = resolve(preset("elec-demand").replace(memory="seasonal"), _series("D", 4000))
+    assert forced.memory == "seasonal"
