@@ -62,7 +62,7 @@ def resolve(config: TrainConfig, series: Series) -> tuple[TrainConfig, list[str]
             f"{series.source}: baseline window {window} is longer than the {split.test} "
             f"rows before the test split"
         )
-    baselines = _baselines(config, series, seasons, window, notes)
+    baselines = _baselines(config, series, split, horizon, seasons, window, notes)
 
     every = config.origin_every
     if every is None:
@@ -138,7 +138,13 @@ def _seasons(
 
 
 def _baselines(
-    config: TrainConfig, series: Series, seasons: tuple[int, ...], window: int, notes: list[str]
+    config: TrainConfig,
+    series: Series,
+    split: Split,
+    horizon: int,
+    seasons: tuple[int, ...],
+    window: int,
+    notes: list[str],
 ) -> tuple[str, ...]:
     """Baseline names, a seasonal naive per season named by its period in time."""
     wanted = config.baselines
@@ -154,9 +160,14 @@ def _baselines(
             continue
         if name.startswith("seasonal_naive_"):
             try:
-                freq.steps_of_label(name.removeprefix("seasonal_naive_"), series.frequency)
+                lag = freq.steps_of_label(name.removeprefix("seasonal_naive_"), series.frequency)
             except ValueError as exc:
                 raise DataError(f"baseline {name!r}: {exc}") from None
+            if split.val < 2 * lag + horizon:
+                raise DataError(
+                    f"{series.source}: baseline {name!r} (--baselines) needs "
+                    f"{2 * lag + horizon} training rows, the training part has {split.val}"
+                )
         elif name not in KNOWN:
             raise DataError(f"unknown baseline {name!r}; known: {', '.join(KNOWN)}")
         if name == "mstl" and not seasons:

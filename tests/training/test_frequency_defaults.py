@@ -85,6 +85,8 @@ def test_an_explicit_setting_wins_and_an_impossible_one_is_refused_before_traini
     assert config.horizon == 6 and config.baselines[0] == "seasonal_naive_12h"
     with pytest.raises(DataError, match=r"season 250 steps .*\(--seasons\)"):
         resolve(TrainConfig("x", "s.csv", seasons=(250,)), series)
+    with pytest.raises(DataError, match=r"baseline 'seasonal_naive_2w' .* needs 696 training"):
+        resolve(TrainConfig("x", "s.csv", baselines=("seasonal_naive_2w",)), series)
     with pytest.raises(DataError, match="horizon of 200 steps"):
         resolve(TrainConfig("x", "s.csv", horizon=200), series)
 
