@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,24 @@ async def memory(server: servers.Server, model: Any) -> float:
     return float(result["rows"][-1]["bytes_per_stream"])
 
 
+def request_cost(tree: Path, models_dir: Path) -> dict[str, float]:
+    """bench.request_cost run against the checkout's own service package (it imports
+    the service from its working directory)."""
+    script = Path(__file__).with_name("request_cost.py")
+    code = (
+        "import runpy, sys; sys.argv = ['request_cost', sys.argv[1]]; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(models_dir)],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -73,6 +93,11 @@ async def run(trees: dict[str, Path], models_dir: Path, rounds: int, seconds: fl
     finally:
         for server in running.values():
             server.stop()
+    costs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for r in range(rounds):  # in-process cost per request, interleaved too
+        for name, tree in trees.items():
+            log(f"request cost {r + 1}/{rounds}: {name}")
+            costs[name].append(request_cost(tree, models_dir))
     bytes_per_stream: dict[str, float] = {}
     for name, tree in trees.items():  # a fresh server each: memory wants an empty store
         server = start(tree, models_dir, log_dir)
@@ -88,6 +113,10 @@ async def run(trees: dict[str, Path], models_dir: Path, rounds: int, seconds: fl
         "figures": {k: {m: summary(v) for m, v in f.items()} for k, f in figures.items()},
         "raw": figures,
         "bytes_per_stream_20k": bytes_per_stream,
+        "request_cost": {
+            name: {k: summary([c[k] for c in rows]) for k in rows[0]}
+            for name, rows in costs.items()
+        },
     }
 
 
@@ -101,6 +130,13 @@ def render(result: dict) -> str:
         b, a = before[key], after[key]
         lines.append(
             f"| {title} | {b['median']:.5g} ({b['min']:.5g}..{b['max']:.5g}) | "
+            f"{a['median']:.5g} ({a['min']:.5g}..{a['max']:.5g}) | "
+            f"{a['median'] / b['median']:.3f} |"
+        )
+    for key, cost in result["request_cost"]["before"].items():
+        b, a = cost, result["request_cost"]["after"][key]
+        lines.append(
+            f"| in-process {key} | {b['median']:.5g} ({b['min']:.5g}..{b['max']:.5g}) | "
             f"{a['median']:.5g} ({a['min']:.5g}..{a['max']:.5g}) | "
             f"{a['median'] / b['median']:.3f} |"
         )

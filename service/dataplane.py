@@ -67,10 +67,7 @@ class DataPlane:
         model = self.registry.model(model_name)
         request = parse_many_body(load_json(body), model.wire)
         results = await model.observe_many(request.entries, request.detail)
-        out = [
-            model.answers.entry(_entry_id(entry), result, request.detail)
-            for entry, result in zip(request.entries, results, strict=True)
-        ]
+        out = model.answers.entries(request.entries, results, request.detail)
         return {"model": model.name, "version": model.version, "results": out}
 
     async def forecast(self, model_name: str, body: bytes) -> Body:

@@ -142,11 +142,15 @@ class Lane:
             scored_err += float(np.abs(values[:, self.target_index] - previous).sum())
             scored_n += n
             self.store.put_rows(sl, new_state, forecast.reshape(n, -1), values, block.seq[sel], ts)
-            bodies = self.answers.block(
-                [e[1] for e in part], [e[3].seq for e in part], ts, forecast, detail
+            self.answers.block(
+                [e[0] for e in part],
+                [e[1] for e in part],
+                [e[3].seq for e in part],
+                ts,
+                forecast,
+                detail,
+                results,
             )
-            for (i, *_), body in zip(part, bodies, strict=True):
-                results[i] = body
         if scored_n:
             self.metrics.observations.inc(scored_n)
             self.accuracy.score_one_step(scored_err, scored_n)

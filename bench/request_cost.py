@@ -1,0 +1,116 @@
+"""`python -m bench.request_cost [MODELS_DIR]`: what one request costs the service's ASGI
+app in-process (no network, no client): CPU microseconds and Python function calls per
+one-observation request and per stream of 1000-stream requests. The call count does not
+depend on how loaded the machine is, so it compares two checkouts exactly where timings
+cannot (bench.compare_trees runs this in each). Prints one JSON line."""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import json
+import pstats
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+T0 = 1401580800.0  # 2014-06-01T00:00:00Z
+PERIOD = 1800.0
+
+
+async def _post(app: Any, path: str, body: bytes) -> None:
+    """One request through the ASGI app; anything but a clean 200 stops the run."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    scope = {
+        "type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b"",
+        "http_version": "1.1", "scheme": "http", "root_path": "",
+        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    if sent[0]["status"] != 200 or b'"error"' in sent[1].get("body", b""):
+        raise RuntimeError(f"{path}: {sent[0]['status']} {sent[1].get('body', b'')[:300]!r}")
+
+
+async def _measure(run: Callable[[], Awaitable[None]], units: int) -> tuple[float, float]:
+    profile = cProfile.Profile()
+    c0 = time.process_time()
+    await run()
+    cpu_us = (time.process_time() - c0) / units * 1e6
+    profile.enable()
+    await run()
+    profile.disable()
+    calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+    return cpu_us, calls / units
+
+
+async def measure(models_dir: Path, model: str, n_inputs: int) -> dict[str, float]:
+    from service.app import create_app
+    from service.settings import Settings
+
+    app: Any = create_app(Settings(models_dir=models_dir, snapshot_path=None))
+    values = [1.0] * n_inputs
+    one_path = f"/v1/models/{model}/streams/cost/observations"
+    many_path = f"/v1/models/{model}/observations"
+    ids = [f"cost-{j}" for j in range(1000)]
+    step = [0]
+
+    def one(i: int) -> bytes:
+        return orjson.dumps({"observations": [{"ts": T0 + PERIOD * i, "seq": i, "values": values}]})
+
+    def many(i: int, detail: str) -> bytes:
+        obs = [{"ts": T0 + PERIOD * i, "values": values}]
+        streams = [{"stream_id": s, "observations": obs} for s in ids]
+        return orjson.dumps({"streams": streams, "forecast": detail})
+
+    async def ones() -> None:
+        for _ in range(2000):
+            step[0] += 1
+            await _post(app, one_path, one(step[0]))
+
+    def manys(detail: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            for _ in range(20):
+                step[0] += 1
+                await _post(app, many_path, many(step[0], detail))
+
+        return run
+
+    async with app.router.lifespan_context(app):
+        out: dict[str, float] = {}
+        out["one_obs_cpu_us"], out["one_obs_calls"] = await _measure(ones, 2000)
+        # The multi-stream streams start at the current step, so that every measured
+        # request is their next period (the vectorised lane), as a producer's would be.
+        step[0] += 1
+        await _post(app, many_path, many(step[0], "full"))
+        for detail in ("full", "none"):
+            cpu, calls = await _measure(manys(detail), 20 * 1000)
+            out[f"multi_{detail}_cpu_us_per_stream"], out[f"multi_{detail}_calls_per_stream"] = (
+                cpu,
+                calls,
+            )
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    models_dir = Path(args[0] if args else "models").resolve()
+    manifest = json.loads((models_dir / "elec-demand" / "1" / "manifest.json").read_text())
+    result = asyncio.run(measure(models_dir, "elec-demand", len(manifest["inputs"])))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
