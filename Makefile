@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MODELS ?= models
 DEFAULT_MODELS := $(MODELS)/elec-demand $(MODELS)/sp500
 
-.PHONY: serve test setup setup-dev system-deps models train lint bench fuzz clean protos
+.PHONY: serve test setup setup-dev system-deps models train suite lint bench fuzz clean protos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ serve: models
 train: setup-dev
 	$(BIN)/python -m training all --config elec-demand --out $(MODELS)
 	$(BIN)/python -m training all --config sp500 --out $(MODELS)
+
+# The accuracy suite: the default recipes on five real public series (about 20 minutes
+# on 2 cores; not part of `make test`, whose tests/training runs a tiny version of it).
+suite: setup-dev
+	$(BIN)/python -m training suite --runs runs
 
 # Debian packages the integration tests start themselves (Prometheus, Redis, nginx).
 system-deps:

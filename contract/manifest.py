@@ -100,6 +100,36 @@ class Evaluation(_Open):
     model: Scores | None = Field(default=None, description="the model's own figures")
 
 
+class Verdict(_Strict):
+    """The quality gate's judgement: the model against the best baseline, in words."""
+
+    metric: Literal["mae", "pinball"] = Field(
+        description="mae for level models, pinball for price (returns) models"
+    )
+    model: float = Field(description="the model's figure on that metric")
+    text: str = Field(description="the verdict in words, e.g. 'model MAE 18% below ...'")
+    beats_all: bool = Field(description="the model beats every baseline on the metric")
+    best_baseline: str | None = Field(default=None, description="the best baseline's name")
+    best_baseline_value: float | None = Field(default=None, description="its figure")
+    change_vs_best: float | None = Field(
+        default=None, description="model / best baseline - 1 (negative: the model is better)"
+    )
+    beats: list[str] = Field(default_factory=list, description="baselines the model beats")
+    loses_to: list[str] = Field(default_factory=list, description="baselines it does not")
+    coverage_80: float | None = Field(default=None, description="the 80% band's coverage")
+
+
+class Memory(_Strict):
+    """What the state remembers besides the recurrent cell."""
+
+    kind: Literal["none", "seasonal"] = Field(
+        description="'seasonal': a ring of the last max(seasons) targets is declared state"
+    )
+    seasons: list[Annotated[int, Field(ge=2)]] = Field(
+        default_factory=list, description="the seasons, in steps, the graph looks back by"
+    )
+
+
 class Manifest(_Strict):
     """Everything needed to feed the graph and read its answer.
 
@@ -130,8 +160,13 @@ class Manifest(_Strict):
     state: list[StateTensor] = Field(min_length=1, description="in graph order")
     graph: Graph
     training: dict[str, Any] = Field(description="the full training config")
-    data: dict[str, Any] = Field(description="data set, source and split")
+    data: dict[str, Any] = Field(description="data set, source, split and gap fill policy")
     evaluation: Evaluation
+    verdict: Verdict | None = Field(default=None, description="the quality gate's verdict")
+    memory: Memory | None = Field(default=None, description="seasonal memory, if any")
+    bytes_per_stream: int | None = Field(
+        default=None, ge=1, description="bytes of state one stream carries (all tensors)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

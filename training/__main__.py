@@ -5,10 +5,12 @@
     python -m training evaluate --config sp500           # report from runs/<name>.pt
     python -m training export --config sp500 --out models
     python -m training ensure                            # build missing default models
-    python -m training configs                           # the named configs
+    python -m training configs                           # the presets and what they derive
+    python -m training suite                             # the accuracy suite (training/suite.py)
 
 A config is a preset name; `--dataset` swaps the data (a packaged key or a CSV/Parquet
-path with --time-column and --value-columns), so a user file trains with the same recipe.
+path with --time-column and --value-columns), so a user file trains with the same recipe,
+its horizon, seasons and baselines derived from its own frequency.
 """
 
 from __future__ import annotations
@@ -20,16 +22,47 @@ from pathlib import Path
 
 import torch
 
+from training import frequency as freq
 from training.config import PRESETS, TrainConfig, preset
-from training.data import DataError, load
+from training.data import DataError, FillPolicy, Series, load
 from training.pipeline import build_artifact, evaluation
-from training.train import Trained, train
+from training.resolve import resolve
+from training.train import Trained, limit_rows, train
+from training.verdict import QualityGateError, check_name, display
 
 DEFAULT_MODELS = ("elec-demand", "sp500")
-COMMANDS = ["all", "train", "evaluate", "export", "ensure", "configs"]
+COMMANDS = ["all", "train", "evaluate", "export", "ensure", "configs", "suite"]
+GATE_FAILED = 3  # exit status when --require-beat is not met
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
+def _series(args: argparse.Namespace, dataset: str) -> Series:
+    """The data: a packaged key, or a file read with the file options and --fill."""
+    fill = FillPolicy.parse(args.fill, args.long_gaps)
+    if Path(dataset).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        return load(dataset)  # a packaged data set (or an error naming them)
+    return load(
+        dataset,
+        time_column=args.time_column,
+        value_columns=args.value_columns.split(",") if args.value_columns else None,
+        frequency=args.frequency,
+        target=args.target,
+        fill=fill,
+    )
+
+
+def _periods(text: str, frequency: str, flag: str) -> tuple[int, ...]:
+    """'1d,1w' or '48,336' -> steps of this frequency."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            out.append(int(part) if part.isdigit() else freq.steps_of_label(part, frequency))
+        except ValueError as exc:
+            raise DataError(f"{flag} {text!r}: {exc}") from None
+    return tuple(out)
+
+
+def _config(args: argparse.Namespace, series: Series | None = None) -> TrainConfig:
     config = preset(args.config)
     changes: dict[str, object] = {}
     if args.dataset:
@@ -38,28 +71,30 @@ def _config(args: argparse.Namespace) -> TrainConfig:
             changes["name"] = Path(args.dataset).stem
     if args.name:
         changes["name"] = args.name
-    if args.epochs is not None:
-        changes["epochs"] = args.epochs
+    for flag in ("epochs", "origin_every", "memory", "max_train_seconds"):
+        if getattr(args, flag) is not None:
+            changes[flag] = getattr(args, flag)
+    if args.fill != "none":
+        changes["fill"] = str(FillPolicy.parse(args.fill, args.long_gaps))
+    if args.time_features is not None:
+        changes["time_features"] = tuple(f for f in args.time_features.split(",") if f)
+    if args.baselines:
+        changes["baselines"] = tuple(args.baselines.split(","))
+    if series is not None:
+        if args.horizon:
+            changes["horizon"] = _periods(args.horizon, series.frequency, "--horizon")[0]
+        if args.seasons is not None:
+            seasons = _periods(args.seasons, series.frequency, "--seasons") if args.seasons else ()
+            changes["seasons"] = seasons
     return config.replace(**changes) if changes else config
-
-
-def _series(args: argparse.Namespace, config: TrainConfig):
-    if args.value_columns:
-        return load(
-            config.dataset,
-            time_column=args.time_column,
-            value_columns=args.value_columns.split(","),
-            frequency=args.frequency,
-        )
-    return None
 
 
 def _checkpoint(args: argparse.Namespace, config: TrainConfig) -> Path:
     return Path(args.runs) / f"{config.name}.pt"
 
 
-def _train(args: argparse.Namespace, config: TrainConfig) -> Trained:
-    trained = train(config, series=_series(args, config), progress=not args.quiet)
+def _train(args: argparse.Namespace, config: TrainConfig, series: Series) -> Trained:
+    trained = train(config, series=series, progress=not args.quiet)
     path = _checkpoint(args, config)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -78,45 +113,109 @@ def _train(args: argparse.Namespace, config: TrainConfig) -> Trained:
     return trained
 
 
-def _restore(args: argparse.Namespace, config: TrainConfig) -> Trained:
+def _restore(args: argparse.Namespace, config: TrainConfig, series: Series) -> Trained:
     """Rebuild the data and model exactly as training did, then load the saved weights."""
     path = _checkpoint(args, config)
     if not path.exists():
         raise SystemExit(f"no checkpoint {path}: run `python -m training train` first")
     saved = torch.load(path, weights_only=True)
-    trained = train(config.replace(epochs=0), series=_series(args, config), progress=False)
+    trained = train(config.replace(epochs=0), series=series, progress=False)
     trained.model.load_state_dict(saved["weights"])
     trained.model.eval()
     # The artifact describes the training that made the weights, not this rebuild.
-    trained.config = config
+    trained.config = trained.config.replace(epochs=config.epochs)
     trained.epochs_run = saved["epochs"]
     trained.seconds = saved["seconds"]
     trained.best_val_loss = saved["best_val_loss"]
     return trained
 
 
-def main(argv: list[str] | None = None) -> int:
+def _describe(name: str, config: TrainConfig, series: Series) -> str:
+    """One preset on one data set: what it sets and what it derives from the data."""
+    series = limit_rows(series, config.max_rows)
+    resolved, notes = resolve(config, series)
+    seasons = resolved.seasons or ()
+    lines = [
+        f"{name}: {series.source} ({series.frequency}, {len(series.frame)} rows), "
+        f"mode {resolved.mode}",
+        f"  horizon {resolved.horizon} steps; seasons "
+        + (
+            ", ".join(f"{s} ({freq.words(freq.label(s, series.frequency))})" for s in seasons)
+            or "none"
+        )
+        + f"; MASE season {resolved.season}; memory {resolved.memory}",
+        f"  time features {', '.join(resolved.time_features or ()) or 'none'}; origins every "
+        f"{resolved.origin_every} steps; statsforecast window {resolved.baseline_window}",
+        "  baselines " + ", ".join(display(b) for b in resolved.baselines or ()),
+        *[f"  note: {n}" for n in notes],
+    ]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "command", choices=["all", "train", "evaluate", "export", "ensure", "configs"]
-    )
+    parser.add_argument("command", choices=COMMANDS)
     parser.add_argument("--config", default="elec-demand", help="a preset name (see `configs`)")
     parser.add_argument("--dataset", help="override: packaged data set key or CSV/Parquet path")
-    parser.add_argument("--time-column", default="ts", help="time column of a CSV/Parquet file")
-    parser.add_argument("--value-columns", help="comma-separated value columns, target first")
-    parser.add_argument("--frequency", help="pandas frequency alias; inferred when omitted")
+    data = parser.add_argument_group("a CSV/Parquet file")
+    data.add_argument("--time-column", default="ts", help="time column (default: ts)")
+    data.add_argument(
+        "--value-columns", help="comma-separated value columns, target first (default: all)"
+    )
+    data.add_argument("--target", help="the column to forecast (default: the first value column)")
+    data.add_argument("--frequency", help="pandas frequency alias; inferred when omitted")
+    data.add_argument(
+        "--fill",
+        default="none",
+        help="gaps and missing values: none (refuse), carry:N (repeat the last value) or "
+        "interpolate:N (straight line in time), for runs of up to N steps (default: none)",
+    )
+    data.add_argument(
+        "--long-gaps",
+        default="refuse",
+        choices=["refuse", "latest"],
+        help="a run longer than --fill's N: refuse, or train on the data after the last one",
+    )
+    knobs = parser.add_argument_group("overrides of what is derived from the frequency")
+    knobs.add_argument("--horizon", help="steps ahead, or a period: 48, 1d, 1w")
+    knobs.add_argument("--seasons", help="seasonal periods: 1d,1w or 48,336; '' = none")
+    knobs.add_argument("--memory", choices=["seasonal", "none"], help="seasonal memory")
+    knobs.add_argument("--time-features", help="time_of_day,day_of_week,day_of_year; '' = none")
+    knobs.add_argument("--baselines", help="comma-separated, e.g. seasonal_naive,mstl,autoets")
+    knobs.add_argument("--origin-every", type=int, help="rolling origins every n steps")
     parser.add_argument("--name", help="override the model name")
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
+    parser.add_argument("--max-train-seconds", type=float, help="training time budget")
+    parser.add_argument(
+        "--require-beat",
+        metavar="BASELINE",
+        help="fail (exit 3, nothing exported) unless the model beats this baseline "
+        "(a name from the report, or 'all') on MAE (pinball for price models)",
+    )
+    suite = parser.add_argument_group("suite")
+    suite.add_argument("--cases", help="comma-separated suite cases (default: all)")
+    suite.add_argument("--quick", action="store_true", help="tiny networks, naive baselines")
     parser.add_argument("--out", default="models", help="where artifacts are written")
     parser.add_argument("--runs", default="runs", help="where checkpoints are written")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         if args.command == "configs":
-            for name, config in PRESETS.items():
-                print(f"{name:12s} {config.dataset} horizon={config.horizon} mode={config.mode}")
+            names = [args.config] if args.dataset else list(PRESETS)
+            for name in names:
+                series = _series(args, args.dataset or preset(name).dataset)
+                print(
+                    _describe(name, _config(args, series) if args.dataset else preset(name), series)
+                )
             return 0
+        if args.command == "suite":
+            from training.suite import main as suite_main
+
+            return suite_main(args)
         if args.command == "ensure":
             for name in DEFAULT_MODELS:
                 if (Path(args.out) / name).exists():
@@ -125,22 +224,42 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: missing, training it now")
                 build_artifact(train(preset(name), progress=not args.quiet), Path(args.out))
             return 0
-        config = _config(args)
+        series = _series(args, args.dataset or preset(args.config).dataset)
+        config = _config(args, series)
+        # Everything the run needs is checked before minutes of training.
+        resolved, _ = resolve(config, limit_rows(series, config.max_rows))
+        if args.require_beat:
+            check_name(args.require_beat, tuple(resolved.baselines or ()))
         if args.command == "train":
-            _train(args, config)
+            _train(args, config, series)
         elif args.command == "evaluate":
-            scores, *_ = evaluation(_restore(args, config))
-            print(json.dumps({k: scores[k] for k in ("model", "baselines")}, indent=2))
+            scores, *_ = evaluation(_restore(args, config, series))
+            print(json.dumps({k: scores[k] for k in ("model", "baselines", "verdict")}, indent=2))
+            print(f"verdict: {scores['verdict']['text']}", file=sys.stderr)
         elif args.command == "export":
-            print(build_artifact(_restore(args, config), Path(args.out)))
+            directory = build_artifact(
+                _restore(args, config, series), Path(args.out), args.require_beat
+            )
+            print(directory)
+            _say_verdict(directory)
         else:
-            directory = build_artifact(_train(args, config), Path(args.out))
+            trained = _train(args, config, series)
+            directory = build_artifact(trained, Path(args.out), args.require_beat)
             print((directory / "report.md").read_text())
             print(f"artifact: {directory}")
+            _say_verdict(directory)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except QualityGateError as exc:
+        print(f"quality gate: {exc}", file=sys.stderr)
+        return GATE_FAILED
     return 0
+
+
+def _say_verdict(directory: Path) -> None:
+    verdict = json.loads((directory / "manifest.json").read_text())["verdict"]
+    print(f"verdict: {verdict['text']}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,36 @@ def log_returns(
     return y[at][:, None, None] * np.exp(quant[None])
 
 
+def garch(
+    y: np.ndarray,
+    at: np.ndarray,
+    horizon: int,
+    quantiles: tuple[float, ...],
+    split: Split,
+) -> np.ndarray:
+    """GARCH(1,1) with a constant mean on daily log returns (the `arch` package).
+
+    Fitted once on the training split; with those parameters fixed, the conditional
+    variance is filtered through the whole series, so each origin's forecast uses data
+    up to the origin only. The h-step log return is normal with the summed variances of
+    steps 1..h (returns uncorrelated), and its quantiles give price quantiles.
+    """
+    from arch import arch_model
+    from scipy.stats import norm
+
+    returns = 100.0 * np.diff(np.log(y))  # returns[t-1] is the return into step t
+    fitted = arch_model(returns[: split.val - 1], mean="Constant", vol="GARCH", p=1, q=1)
+    params = fitted.fit(disp="off").params
+    filtered = arch_model(returns, mean="Constant", vol="GARCH", p=1, q=1).fix(params)
+    fc = filtered.forecast(horizon=horizon, start=int(at[0]) - 1, reindex=False)
+    variance = fc.variance.to_numpy()[at - at[0]]  # [O, H] per-step variances
+    mean = np.cumsum(fc.mean.to_numpy()[at - at[0]], axis=1)  # [O, H] cumulative means
+    scale = np.sqrt(np.cumsum(variance, axis=1))
+    z = norm.ppf(np.asarray(quantiles))
+    log_move = (mean[..., None] + scale[..., None] * z) / 100.0
+    return y[at][:, None, None] * np.exp(log_move)
+
+
 def statsforecast(
     kind: str,
     y: np.ndarray,
@@ -64,23 +94,26 @@ def statsforecast(
     horizon: int,
     quantiles: tuple[float, ...],
     window: int,
-    season: int,
+    seasons: tuple[int, ...],
     log: bool,
 ) -> np.ndarray:
     """statsforecast refitted at every origin on a trailing window (n_jobs=2).
 
     Each origin's window is its own series, so statsforecast fits them in parallel.
     Quantile pairs symmetric around the median come from its prediction intervals.
+    MSTL takes every season the window holds twice; AutoETS/AutoARIMA the shortest.
     """
     from statsforecast import StatsForecast
     from statsforecast.models import MSTL, AutoARIMA, AutoETS
 
+    short = min(seasons, default=1)
     models = {
         "mstl": lambda: MSTL(
-            season_length=[season, season * 7], trend_forecaster=AutoETS(model="ZZN")
+            season_length=[s for s in seasons if 2 * s < window],
+            trend_forecaster=AutoETS(model="ZZN"),
         ),
-        "autoets": lambda: AutoETS(season_length=season),
-        "autoarima": lambda: AutoARIMA(season_length=season),
+        "autoets": lambda: AutoETS(season_length=short),
+        "autoarima": lambda: AutoARIMA(season_length=short),
     }
     series = np.log(y) if log else y
     frames = [
@@ -110,21 +143,24 @@ def run(
     horizon: int,
     quantiles: tuple[float, ...],
     split: Split,
-    season: int,
+    *,
+    lag: int,
+    seasons: tuple[int, ...],
     window: int,
     log: bool,
 ) -> np.ndarray:
-    """A baseline by name, as listed in a TrainConfig."""
-    if name == "seasonal_naive":
-        return seasonal_naive(y, at, horizon, quantiles, season, split)
-    if name == "seasonal_naive_daily":
-        return seasonal_naive(y, at, horizon, quantiles, season, split)
-    if name == "seasonal_naive_weekly":
-        return seasonal_naive(y, at, horizon, quantiles, season * 7, split)
+    """A baseline by name, as resolved into a TrainConfig (training/resolve.py).
+
+    lag: the seasonal naive's lag in steps for "naive"/"seasonal_naive_<period>".
+    """
+    if name == "naive" or name.startswith("seasonal_naive_"):
+        return seasonal_naive(y, at, horizon, quantiles, lag, split)
     if name == "random_walk":
         return log_returns(y, at, horizon, quantiles, split, drift=False)
     if name == "historical_returns":
         return log_returns(y, at, horizon, quantiles, split, drift=True)
+    if name == "garch":
+        return garch(y, at, horizon, quantiles, split)
     if name in ("mstl", "autoets", "autoarima"):
-        return statsforecast(name, y, at, horizon, quantiles, window, season, log)
+        return statsforecast(name, y, at, horizon, quantiles, window, seasons, log)
     raise ValueError(f"unknown baseline {name!r}")

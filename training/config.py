@@ -2,6 +2,12 @@
 
 A config holds everything that decides an artifact: the data, the split, the model and
 the optimiser. It is written into the manifest whole, so an artifact says how it was made.
+
+Fields that depend on the data's frequency (horizon, seasons, MASE season, time
+features, origins, baselines, the seasonal memory) default to None, "derive from the
+data": training/resolve.py fills them in from the series before training, so a config
+never counts in the steps of the data set it was tuned on. A preset or a CLI flag that
+sets one overrides the derivation.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ class TrainConfig:
     # -- data -------------------------------------------------------------------------
     target: str | None = None  # column to forecast; None = the data set's default
     inputs: tuple[str, ...] | None = None  # client-sent columns; None = data set default
-    time_features: tuple[str, ...] = ()  # "time_of_day", "day_of_week", "day_of_year"
+    # "time_of_day", "day_of_week", "day_of_year"; None = by frequency
+    time_features: tuple[str, ...] | None = None
     validation_fraction: float = 0.15  # chronological: train | validation | test
     test_fraction: float = 0.15
     max_rows: int | None = None  # keep only the last rows (tests use tiny slices)
@@ -28,8 +35,17 @@ class TrainConfig:
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.1
-    horizon: int = 48
+    horizon: int | None = None  # steps ahead; None = one day intraday, a week daily, 5 "B"
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    # Seasonal periods in steps; None = by frequency (30 min: 48, 336; hourly: 24, 168;
+    # daily: 7, 365; business days: 5); seasons the training part cannot hold twice over
+    # are dropped. They name the seasonal naive baselines, MSTL's seasons and the memory.
+    seasons: tuple[int, ...] | None = None
+    # "seasonal": the graph keeps the last max(seasons) target values as state and adds a
+    # learned correction of the seasonal naive forecasts; "none": the recurrent state only.
+    # None = "seasonal" for intraday level series whose training part holds 8 of the
+    # longest season (where it was seen to help), else "none".
+    memory: str | None = None
     # -- training: truncated BPTT that carries state across consecutive chunks --------
     segments: int = 32  # parallel contiguous segments of the training series (batch)
     chunk: int = 96  # steps per backward pass; state is detached, not reset, between
@@ -45,10 +61,16 @@ class TrainConfig:
     #                   while another process was busy)
     max_train_seconds: float = 480.0  # hard budget; the best validation epoch is kept
     # -- evaluation -------------------------------------------------------------------
-    season: int = 48  # MASE scale: in-sample seasonal naive with this lag (1 = naive)
-    origin_every: int = 48  # rolling origins: every n-th step of the test split
-    baselines: tuple[str, ...] = ("seasonal_naive",)
-    baseline_window: int = 2688  # trailing window statsforecast models are fitted on
+    season: int | None = None  # MASE scale: in-sample seasonal naive lag; None = shortest
+    #                            season (1 = naive, and always for returns mode)
+    origin_every: int | None = None  # rolling origins every n steps; None = daily for
+    #                                  intraday data, else every step (at most ~120)
+    # None = by mode: level: "seasonal_naive" (one per season), "mstl", "autoets";
+    # returns: "random_walk", "historical_returns", "autoets", "garch".
+    baselines: tuple[str, ...] | None = None
+    baseline_window: int | None = None  # trailing window statsforecast fits on; None =
+    #               8 x the longest season (3 x beyond 2,700 steps; at least 500 steps)
+    fill: str = "none"  # the data's gap policy, recorded (training/data.py FillPolicy)
     extra: dict[str, float] = field(default_factory=dict)
 
     def replace(self, **changes: object) -> TrainConfig:
@@ -59,27 +81,21 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # Half-hourly Victoria demand with temperature; one day ahead.
+    # Half-hourly Victoria demand with temperature. Also the recipe for a user's sensor
+    # file: horizon, seasons, baselines and time features come from its frequency.
     "elec-demand": TrainConfig(
         name="elec-demand",
         dataset="vic_elec",
-        time_features=("time_of_day", "day_of_week"),
         validation_fraction=0.12,
         test_fraction=0.08,  # the last 12 weeks: 87 daily origins for every baseline
         epochs=300,  # about 1 s each on 2 cores; early stopping ends it sooner
         patience=30,
-        horizon=48,
-        season=48,
-        origin_every=48,
-        baselines=("seasonal_naive_daily", "seasonal_naive_weekly", "mstl", "autoets"),
-        baseline_window=2688,  # 8 weeks: MSTL over the whole history is >10 s per origin
     ),
-    # S&P 500 daily closes modelled as log returns; one week ahead.
+    # S&P 500 daily closes modelled as log returns; one week ahead, every day an origin.
     "sp500": TrainConfig(
         name="sp500",
         dataset="sp500",
         mode="returns",
-        horizon=5,
         hidden=32,
         layers=1,
         dropout=0.0,
@@ -88,9 +104,7 @@ PRESETS: dict[str, TrainConfig] = {
         learning_rate=2e-3,
         epochs=200,
         patience=30,
-        season=1,
         origin_every=1,
-        baselines=("random_walk", "historical_returns", "autoets"),
         baseline_window=500,
     ),
     # Tiny configs for tests: seconds, not minutes.
@@ -103,13 +117,14 @@ PRESETS: dict[str, TrainConfig] = {
         layers=1,
         dropout=0.0,
         horizon=6,
+        seasons=(48,),
+        memory="none",
         segments=4,
         chunk=32,
         epochs=2,
         patience=2,
-        season=48,
         origin_every=12,
-        baselines=("seasonal_naive_daily",),
+        baselines=("seasonal_naive",),
         max_train_seconds=30.0,
     ),
     "tiny-stock": TrainConfig(
@@ -125,12 +140,17 @@ PRESETS: dict[str, TrainConfig] = {
         chunk=32,
         epochs=2,
         patience=2,
-        season=1,
         origin_every=5,
         baselines=("random_walk", "historical_returns"),
         max_train_seconds=30.0,
     ),
 }
+
+# The tiny sensor with seasonal memory: a season shorter than the horizon (4 < 6) and one
+# longer, so both ways of reading the seasonal naive from the buffer are exercised.
+PRESETS["tiny-seasonal"] = PRESETS["tiny-sensor"].replace(
+    name="tiny-seasonal", time_features=("time_of_day",), seasons=(4, 48), memory="seasonal"
+)
 
 
 def preset(name: str) -> TrainConfig:

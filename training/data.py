@@ -3,28 +3,78 @@
 Every loader returns a `Series`: a regular, strictly increasing time index and numeric
 columns. Everything is offline: the packaged data sets ship inside their PyPI packages.
 
-Missing values policy: a gap of at most `MAX_FILL` consecutive missing values in a column
-is filled by carrying the last value forward; a longer run is an error, because inventing
-more than that would train the model on made-up data. (The service fills a live gap
-differently: the target gets the model's own median forecast, see docs/artifact.md. A
-few carried-forward values in training do not teach the model anything that conflicts.)
+Rows are put in time order (a file need not be sorted); a duplicate timestamp, an
+off-grid timestamp, a non-numeric value or an unparseable time is an error.
+
+Gaps (timestamps absent from the grid) and missing values follow a `FillPolicy`, chosen
+on the CLI with `--fill`. The default, "none", refuses both, with a message that names
+the column, the first timestamp of the run and the flag that would fill it: nobody's
+data is changed silently. (The service fills a live gap differently: the target gets the
+model's own median forecast, see docs/artifact.md.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from training import frequency as freq
+
 MIN_ROWS = 200  # below this there is nothing to split into train/validation/test
-MAX_FILL = 4  # consecutive missing values filled forward; more is an error
+FILL_METHODS = ("none", "carry", "interpolate")
+LONG_GAPS = ("refuse", "latest")
 
 
 class DataError(ValueError):
     """A data file or frame that cannot be trained on; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class FillPolicy:
+    """How gaps and missing values are filled before training (`--fill`, `--long-gaps`).
+
+    method: "none" refuses any gap or missing value; "carry" repeats the last value;
+    "interpolate" draws a straight line in time between the values either side.
+    limit: the longest run of missing steps (in one column, or absent timestamps) filled.
+    long_gaps: a longer run is refused ("refuse"), or everything up to and including the
+    last such run is dropped and the series starts after it ("latest").
+    Leading and trailing missing values cannot be carried or interpolated: with a method
+    other than "none" those rows are trimmed, and the report says how many.
+    """
+
+    method: str = "none"
+    limit: int = 0
+    long_gaps: str = "refuse"
+
+    @classmethod
+    def parse(cls, text: str, long_gaps: str = "refuse") -> FillPolicy:
+        """'none', 'carry:4', 'interpolate:6' (a bare method fills runs of up to 1)."""
+        method, _, limit = text.partition(":")
+        if method not in FILL_METHODS:
+            raise DataError(f"--fill {text!r}: method must be one of {', '.join(FILL_METHODS)}")
+        if long_gaps not in LONG_GAPS:
+            raise DataError(f"--long-gaps {long_gaps!r}: must be one of {', '.join(LONG_GAPS)}")
+        if method == "none":
+            if limit:
+                raise DataError(f"--fill {text!r}: 'none' takes no limit")
+            return cls("none", 0, long_gaps)
+        try:
+            n = int(limit) if limit else 1
+        except ValueError:
+            raise DataError(
+                f"--fill {text!r}: the limit after ':' must be a whole number"
+            ) from None
+        if n < 1:
+            raise DataError(f"--fill {text!r}: the limit must be at least 1")
+        return cls(method, n, long_gaps)
+
+    def __str__(self) -> str:
+        text = self.method if self.method == "none" else f"{self.method}:{self.limit}"
+        return text if self.long_gaps == "refuse" else f"{text} (long gaps: {self.long_gaps})"
 
 
 @dataclass(frozen=True)
@@ -35,12 +85,11 @@ class Series:
     frequency: str  # pandas alias: "30min", "B", "D", ...
     target: str  # default target column
     inputs: tuple[str, ...]  # default client-sent columns, target first
+    fill: dict[str, object] = field(default_factory=dict)  # what the fill policy did
 
     @property
     def frequency_seconds(self) -> int:
-        if self.frequency == "B":
-            return 86400
-        return int(pd.Timedelta(pd.tseries.frequencies.to_offset(self.frequency)).total_seconds())
+        return freq.step_seconds(self.frequency)
 
 
 def from_frame(
@@ -49,16 +98,28 @@ def from_frame(
     name: str,
     source: str,
     time_column: str,
-    value_columns: list[str],
+    value_columns: list[str] | None = None,
     frequency: str | None = None,
     target: str | None = None,
+    fill: FillPolicy | None = None,
 ) -> Series:
-    """Validate a raw frame and turn it into a Series. Raises DataError with the reason."""
-    missing = [c for c in [time_column, *value_columns] if c not in frame.columns]
+    """Validate a raw frame and turn it into a Series. Raises DataError with the reason.
+
+    value_columns None means every column but the time column (target first: the first
+    of them unless `target` names another).
+    """
+    fill = fill or FillPolicy()
+    if time_column not in frame.columns:
+        raise DataError(
+            f"{source}: no time column {time_column!r} (--time-column); found {list(frame.columns)}"
+        )
+    if value_columns is None:
+        value_columns = [c for c in frame.columns if c != time_column]
+    missing = [c for c in value_columns if c not in frame.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {missing}; found {list(frame.columns)}")
     if not value_columns:
-        raise DataError(f"{source}: no value columns given")
+        raise DataError(f"{source}: no value columns (--value-columns) besides {time_column!r}")
     if len(frame) < MIN_ROWS:
         raise DataError(f"{source}: too few rows ({len(frame)}); need at least {MIN_ROWS}")
 
@@ -68,13 +129,15 @@ def from_frame(
         row = int(np.flatnonzero(bad.to_numpy())[0])
         value = frame[time_column].iloc[row]
         raise DataError(
-            f"{source}: unparseable time {value!r} in column {time_column!r} at row {row}"
+            f"{source}: unparseable time {value!r} in column {time_column!r} "
+            f"in data row {row + 1} (rows counted from 1, header not counted)"
         )
     if getattr(times.dt, "tz", None) is not None:
         # The models work in wall-clock time without a zone; see docs/artifact.md.
         times = times.dt.tz_localize(None)
+    index = pd.DatetimeIndex(times.to_numpy(), name="ts")
 
-    values = pd.DataFrame(index=pd.DatetimeIndex(times.to_numpy(), name="ts"))
+    values = pd.DataFrame(index=index)
     for column in value_columns:
         numeric = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
         non_numeric = np.isnan(numeric) & frame[column].notna().to_numpy()
@@ -82,70 +145,163 @@ def from_frame(
             row = int(np.flatnonzero(non_numeric)[0])
             raise DataError(
                 f"{source}: non-numeric value {frame[column].iloc[row]!r} "
-                f"in column {column!r} at row {row}"
+                f"in column {column!r} at {index[row]}"
+                + ("" if len(value_columns) == 1 else "; choose columns with --value-columns")
             )
         if np.isinf(numeric).any():
-            raise DataError(f"{source}: infinite value in column {column!r}")
+            row = int(np.flatnonzero(np.isinf(numeric))[0])
+            raise DataError(f"{source}: infinite value in column {column!r} at {index[row]}")
         values[column] = numeric
 
     if values.index.has_duplicates:
         dup = values.index[values.index.duplicated()][0]
         raise DataError(f"{source}: duplicate timestamp {dup}")
     if not values.index.is_monotonic_increasing:
-        values = values.sort_index()
+        values = values.sort_index()  # documented: files need not be sorted
 
     frequency = frequency or _infer_frequency(values.index, source)
-    expected = pd.date_range(values.index[0], values.index[-1], freq=frequency)
-    if len(expected) != len(values) or not (expected == values.index).all():
-        extra = values.index.difference(expected)
-        absent = expected.difference(values.index)
-        where = extra[0] if len(extra) else absent[0]
+    values, report = _onto_grid(values, frequency, fill, source)
+    if len(values) < MIN_ROWS:
         raise DataError(
-            f"{source}: irregular timestamps for frequency {frequency!r}: "
-            f"{len(absent)} missing and {len(extra)} off-grid, first at {where}"
+            f"{source}: too few rows ({len(values)}) after --fill {fill}; need at least {MIN_ROWS}"
         )
-    values = _fill_missing(values, source)
     target = target or value_columns[0]
     inputs = (target, *[c for c in value_columns if c != target])
-    return Series(name, source, values, frequency, target, inputs)
+    return Series(name, source, values, frequency, target, inputs, report)
 
 
 def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str:
     inferred = pd.infer_freq(index[: min(len(index), 2000)])
     if inferred is None:
-        raise DataError(f"{source}: cannot infer a regular frequency; pass one explicitly")
+        # A few gaps defeat pandas' inference; the most common step is the grid.
+        steps = pd.Series(np.diff(index.asi8)).value_counts()
+        if len(steps) and steps.iloc[0] >= 0.9 * (len(index) - 1):
+            return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps.index[0]))).freqstr
+        raise DataError(f"{source}: cannot infer a regular frequency; pass --frequency")
     return inferred
 
 
-def _fill_missing(values: pd.DataFrame, source: str) -> pd.DataFrame:
-    for column in values.columns:
-        isna = values[column].isna().to_numpy()
-        if not isna.any():
-            continue
-        runs = _longest_run(isna)
-        if runs > MAX_FILL or isna[0]:
+def _onto_grid(
+    values: pd.DataFrame, frequency: str, fill: FillPolicy, source: str
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Reindex onto the regular grid and apply the fill policy. Off-grid stamps refuse."""
+    try:
+        expected = pd.date_range(values.index[0], values.index[-1], freq=frequency)
+    except ValueError as exc:
+        raise DataError(f"{source}: bad frequency {frequency!r} (--frequency): {exc}") from None
+    extra = values.index.difference(expected)
+    if len(extra):
+        raise DataError(
+            f"{source}: {len(extra)} timestamp(s) off the {frequency!r} grid, first at "
+            f"{extra[0]}; pass the right --frequency"
+        )
+    absent = len(expected) - len(values)
+    values = values.reindex(expected).rename_axis("ts")
+    report: dict[str, object] = {"policy": str(fill), "absent_timestamps": int(absent)}
+    if not values.isna().any().any():
+        return values, report
+
+    # Absent timestamps make a run in every column at once: name them as such.
+    row_missing = values.isna().all(axis=1).to_numpy()
+    if fill.method == "none":
+        # Whichever comes first in time: absent timestamps, or a value missing in a row.
+        absent_run = _runs(row_missing)[0] if absent else None
+        partial = values[~row_missing]
+        value_run = _first_missing(values, ~row_missing) if partial.isna().any().any() else None
+        if absent_run and (value_run is None or absent_run[0] < value_run[1]):
+            start, length = absent_run
             raise DataError(
-                f"{source}: column {column!r} has {runs} consecutive missing values "
-                f"(at most {MAX_FILL} are filled, and never the first row)"
+                f"{source}: {_run_text(values.index, start, length, 'timestamp')} absent "
+                f"from the {frequency!r} grid (every column); the fill policy is --fill "
+                f"none: pass --fill interpolate:{length} (or carry:{length}) to fill gaps "
+                f"that long"
             )
-    return values.ffill()
+        assert value_run is not None
+        column, start, length = value_run
+        raise DataError(
+            f"{source}: column {column!r}: {_run_text(values.index, start, length)} missing; "
+            f"the fill policy is --fill none: pass --fill interpolate:{length} "
+            f"(or carry:{length}) to fill runs that long"
+        )
+
+    # Leading and trailing rows with a missing value have no neighbour on one side.
+    complete = values.notna().all(axis=1).to_numpy()
+    first, last = int(np.argmax(complete)), len(complete) - 1 - int(np.argmax(complete[::-1]))
+    if not complete.any():
+        raise DataError(f"{source}: no row has a value in every column")
+    trimmed = first + (len(values) - 1 - last)
+    values = values.iloc[first : last + 1]
+
+    dropped = 0
+    longest = {c: _runs(values[c].isna().to_numpy()) for c in values.columns}
+    too_long = {c: [(s, n) for s, n in runs if n > fill.limit] for c, runs in longest.items()}
+    if any(too_long.values()):
+        if fill.long_gaps == "refuse":
+            column, (start, length) = min(
+                ((c, runs[0]) for c, runs in too_long.items() if runs), key=lambda r: r[1][0]
+            )
+            raise DataError(
+                f"{source}: column {column!r}: {_run_text(values.index, start, length)} "
+                f"missing, longer than --fill {fill.method}:{fill.limit} fills; pass a "
+                f"larger limit, or --long-gaps latest to train on the data after the "
+                f"last long gap"
+            )
+        cut = max(s + n for runs in too_long.values() for s, n in runs)
+        dropped = cut
+        values = values.iloc[cut:]
+        if values.isna().iloc[0].any():  # the first row after a cut is complete by design
+            raise DataError(f"{source}: no complete row after the last long gap")
+
+    filled = {c: int(values[c].isna().sum()) for c in values.columns}
+    if fill.method == "carry":
+        values = values.ffill()
+    else:
+        values = values.interpolate(method="time", limit_area="inside")
+    report.update(
+        filled_values={c: n for c, n in filled.items() if n},
+        trimmed_rows=int(trimmed),
+        dropped_before_long_gap=int(dropped),
+        first=str(values.index[0]),
+    )
+    return values, report
 
 
-def _longest_run(mask: np.ndarray) -> int:
-    best = run = 0
-    for flag in mask:
-        run = run + 1 if flag else 0
-        best = max(best, run)
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of every run of True."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _first_run(mask: np.ndarray) -> tuple[int, int]:
+    return _runs(mask)[0]
+
+
+def _first_missing(values: pd.DataFrame, rows: np.ndarray) -> tuple[str, int, int]:
+    """The earliest run of missing values in a column, among the given rows."""
+    best: tuple[str, int, int] | None = None
+    for column in values.columns:
+        runs = _runs(values[column].isna().to_numpy() & rows)
+        if runs and (best is None or runs[0][0] < best[1]):
+            best = (column, *runs[0])
+    assert best is not None
     return best
+
+
+def _run_text(index: pd.DatetimeIndex, start: int, length: int, noun: str = "value") -> str:
+    if length == 1:
+        return f"1 {noun} at {index[start]}"
+    return f"{length} {noun}s in a row from {index[start]} to {index[start + length - 1]}"
 
 
 def load_file(
     path: str | Path,
     *,
     time_column: str,
-    value_columns: list[str],
+    value_columns: list[str] | None = None,
     frequency: str | None = None,
     target: str | None = None,
+    fill: FillPolicy | None = None,
 ) -> Series:
     """A user CSV or Parquet file with a time column and value columns."""
     path = Path(path)
@@ -166,6 +322,7 @@ def load_file(
         value_columns=value_columns,
         frequency=frequency,
         target=target,
+        fill=fill,
     )
 
 
@@ -197,7 +354,7 @@ def sea_surface_temperature() -> Series:
     # with the same faults are refused, so nobody's data is changed silently.
     series = sst["temperature"]
     series = series[~series.index.duplicated(keep="last")].sort_index()
-    series = series.resample("30min").mean().interpolate(limit=MAX_FILL)
+    series = series.resample("30min").mean().interpolate(limit=4)
     raw = series.dropna().rename("temperature").rename_axis("time").reset_index()
     raw = (
         raw.set_index("time")

@@ -28,8 +28,10 @@ from contract.manifest import (
     Graph,
     InputFeature,
     Manifest,
+    Memory,
     StateTensor,
     TimeFeature,
+    Verdict,
 )
 from training.model import Forecaster
 
@@ -173,6 +175,7 @@ def manifest(
     training: dict[str, object],
     data: dict[str, object],
     evaluation: dict[str, object],
+    verdict: dict[str, object] | None = None,
 ) -> Manifest:
     """The artifact's manifest, validated by the same model the service loads it with."""
     spec = model.spec
@@ -207,6 +210,9 @@ def manifest(
         training=_plain(training),
         data=_plain(data),
         evaluation=Evaluation.model_validate(_plain(evaluation)),
+        verdict=Verdict.model_validate(_plain(verdict)) if verdict else None,
+        memory=Memory(kind=spec.memory, seasons=list(spec.seasons)),  # type: ignore[arg-type]
+        bytes_per_stream=spec.state_bytes(),
     )
 
 

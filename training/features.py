@@ -72,10 +72,11 @@ def layout_for(config: TrainConfig, series: Series) -> FeatureLayout:
     missing = [c for c in inputs if c not in series.frame.columns]
     if missing:
         raise ValueError(f"config {config.name!r}: columns {missing} not in {series.name}")
-    unknown = [f for f in config.time_features if f not in TIME_FEATURES]
+    time_features = tuple(config.time_features or ())
+    unknown = [f for f in time_features if f not in TIME_FEATURES]
     if unknown:
         raise ValueError(f"unknown time features {unknown}; known: {sorted(TIME_FEATURES)}")
-    return FeatureLayout(inputs, target, tuple(config.time_features))
+    return FeatureLayout(inputs, target, time_features)
 
 
 def epoch_seconds(index: np.ndarray) -> np.ndarray:

@@ -10,6 +10,17 @@ Two modes:
   value in units of the target's training standard deviation.
 - "returns": the input is a price; the graph turns it into log returns (keeping the last
   log price in its state), forecasts cumulative log returns and gives prices back.
+
+Seasonal memory (memory="seasonal", level mode): the state also keeps the last S scaled
+target values (S = the longest season) and how many of them are real. For every season
+L the graph looks up the seasonal naive forecast for each horizon step (the value L
+steps before it, or a whole number of seasons before when the horizon is longer) and
+the head adds a learned, state-dependent multiple of (seasonal naive - current value):
+a correction on top of "same time last week" that can also lean on the recurrent
+forecast. The current seasonal differences are inputs to the cell too. The buffer is
+shifted by concatenation and a gather of the last S, so a step costs a copy of S floats, and T steps
+at once give exactly what T single steps give. Until a stream has seen L values, the
+season-L terms are zero (the value is unknown, not zero).
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ class ForecasterSpec:
     dropout: float = 0.0
     cell: str = "lstm"
     mode: str = "level"
+    seasons: tuple[int, ...] = ()  # seasonal memory: the seasons it looks back by
+    memory: str = "none"  # "seasonal": keep the last max(seasons) target values as state
 
     @property
     def median_index(self) -> int:
@@ -47,7 +60,25 @@ class ForecasterSpec:
             shapes["c"] = (self.layers, self.hidden)
         if self.mode == "returns":
             shapes["prev"] = (2,)  # last log price, and 1.0 once a price has been seen
+        if self.memory == "seasonal":
+            shapes["history"] = (self.memory_length,)  # last S scaled targets, oldest first
+            shapes["history_seen"] = (1,)  # how many of them are real (at most S)
         return shapes
+
+    @property
+    def memory_length(self) -> int:
+        return max(self.seasons) if self.memory == "seasonal" else 0
+
+    def state_bytes(self) -> int:
+        """Bytes of float32 state one stream carries."""
+        return 4 * sum(_prod(shape) for shape in self.state_shapes().values())
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
 
 
 class Forecaster(nn.Module):
@@ -56,6 +87,8 @@ class Forecaster(nn.Module):
     x_std: Tensor
     r_std: Tensor
     spread: Tensor
+    season_back: Tensor
+    memory_keep: Tensor
 
     def __init__(self, spec: ForecasterSpec) -> None:
         super().__init__()
@@ -63,11 +96,19 @@ class Forecaster(nn.Module):
             raise ValueError(f"cell must be 'lstm' or 'gru', not {spec.cell!r}")
         if spec.mode not in ("level", "returns"):
             raise ValueError(f"mode must be 'level' or 'returns', not {spec.mode!r}")
+        if spec.memory not in ("none", "seasonal"):
+            raise ValueError(f"memory must be 'none' or 'seasonal', not {spec.memory!r}")
+        if spec.memory == "seasonal" and (spec.mode != "level" or not spec.seasons):
+            raise ValueError("seasonal memory needs level mode and at least one season")
         if list(spec.quantiles) != sorted(spec.quantiles):
             raise ValueError("quantiles must be increasing")
         self.spec = spec
         # Returns mode feeds the return and its magnitude (volatility clusters).
         core_inputs = spec.n_features + (1 if spec.mode == "returns" else 0)
+        # Seasonal memory feeds, per season, the current seasonal difference and the
+        # next step's seasonal naive value relative to the current one.
+        memory_seasons = spec.seasons if spec.memory == "seasonal" else ()
+        core_inputs += 2 * len(memory_seasons)
         rnn = nn.LSTM if spec.cell == "lstm" else nn.GRU
         self.rnn = rnn(
             core_inputs,
@@ -77,6 +118,26 @@ class Forecaster(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(spec.hidden, spec.horizon * len(spec.quantiles))
+        # How much of each season's (seasonal naive - current) each horizon step takes;
+        # it starts as "same time one longest season ago" plus the head's correction.
+        self.gate: nn.Linear | None = None
+        if memory_seasons:
+            self.gate = nn.Linear(spec.hidden, spec.horizon * len(memory_seasons))
+            nn.init.zeros_(self.gate.weight)
+            with torch.no_grad():
+                self.gate.bias.zero_()
+                self.gate.bias.view(len(memory_seasons), spec.horizon)[-1] = 1.0
+        # Buffer offsets of each season's naive value for h = 1..H relative to "now":
+        # h - L·ceil(h/L) <= 0, so only values already seen are read. Rebuilt from the
+        # spec, never saved.
+        steps = torch.arange(1, spec.horizon + 1)
+        back = [steps - L * torch.ceil(steps / L).long() for L in memory_seasons]
+        self.register_buffer(
+            "season_back",
+            torch.stack(back) if back else torch.zeros(0, spec.horizon, dtype=torch.long),
+            persistent=False,
+        )
+        self.register_buffer("memory_keep", torch.arange(spec.memory_length), persistent=False)
         # Fitted on the training split only (set_scaling); saved with the weights.
         self.register_buffer("x_mean", torch.zeros(spec.n_features))
         self.register_buffer("x_std", torch.ones(spec.n_features))
@@ -104,10 +165,13 @@ class Forecaster(nn.Module):
         mode) or the log price (returns mode), at each step.
         """
         spec = self.spec
+        names = list(spec.state_shapes())
+        named = dict(zip(names, state, strict=True))
         z = (x - self.x_mean) / self.x_std
-        rnn_state = state[:2] if spec.cell == "lstm" else state[:1]
+        rnn_state = [named["h"], named["c"]] if spec.cell == "lstm" else [named["h"]]
+        extra_state: list[Tensor] = []
         if spec.mode == "returns":
-            prev = state[-1]
+            prev = named["prev"]
             log_price = torch.log(x[..., spec.target_index])  # [B,T]
             before = torch.cat([prev[:, :1], log_price[:, :-1]], dim=1)
             # The first price a stream ever sends has no predecessor: its return is 0.
@@ -117,21 +181,63 @@ class Forecaster(nn.Module):
             z = torch.cat([z[..., : spec.target_index], z[..., spec.target_index + 1 :]], -1)
             anchor = log_price
             new_prev = torch.stack([log_price[:, -1], torch.ones_like(log_price[:, -1])], -1)
+            extra_state.append(new_prev)
         else:
             anchor = z[..., spec.target_index]
+        seasonal = None
+        if spec.memory == "seasonal":
+            inputs, seasonal, new_memory = self._seasonal(
+                anchor, named["history"], named["history_seen"]
+            )
+            z = torch.cat([z, inputs], dim=-1)
+            extra_state += new_memory
         # State is batch-first at the boundary; the cell wants layers first.
         hidden = [s.transpose(0, 1).contiguous() for s in rnn_state]
         out, new_hidden = self.rnn(z, tuple(hidden) if spec.cell == "lstm" else hidden[0])
         if spec.cell == "gru":
             new_hidden = (new_hidden,)
         raw = self.head(out).view(*out.shape[:2], spec.horizon, len(spec.quantiles))
-        new_state = [s.transpose(0, 1) for s in new_hidden]
-        if spec.mode == "returns":
-            new_state.append(new_prev)
+        new_state = [s.transpose(0, 1) for s in new_hidden] + extra_state
         q = _non_crossing(raw, spec.median_index)
         median = q[..., spec.median_index : spec.median_index + 1]
         q = median + self.spread.unsqueeze(-1) * (q - median)
+        if seasonal is not None and self.gate is not None:
+            gates = self.gate(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
+            q = q + (gates * seasonal).sum(dim=2).unsqueeze(-1)  # shifts every quantile
         return q, anchor, new_state
+
+    def _seasonal(
+        self, now: Tensor, history: Tensor, seen: Tensor
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """now [B,T] scaled targets; history [B,S]; seen [B,1].
+
+        Returns the cell's extra inputs [B,T,2·nL], each season's (seasonal naive -
+        current) for every horizon step [B,T,nL,H] (0 where unknown), and the new state.
+        Index arithmetic is on a [T] ramp built from the data, so T stays dynamic.
+        """
+        size = self.spec.memory_length
+        full = torch.cat([history, now], dim=1)  # [B, S+T]: full[S + t] is step t
+        ramp = (torch.cumsum(torch.ones_like(now[0]), 0) - 1.0).long()  # [T]
+        first_real = size - seen  # [B,1]: full[j] is real for j >= first_real
+        inputs, terms = [], []
+        for k, season in enumerate(self.spec.seasons):
+            at = ramp.unsqueeze(1) + (size + self.season_back[k]).unsqueeze(0)  # [T,H]
+            naive = full[:, at]  # [B,T,H]
+            known = (at.unsqueeze(0).float() >= first_real.unsqueeze(-1)).float()
+            terms.append((naive - now.unsqueeze(-1)) * known)
+            back = ramp + (size - season)  # [T]: one season before each step
+            known_now = (back.unsqueeze(0).float() >= first_real).float()  # [B,T]
+            inputs += [(now - full[:, back]) * known_now, terms[-1][..., 0]]
+        count = torch.ones_like(now[0]).sum()  # T, as a tensor so it stays dynamic
+        new_seen = torch.clamp(seen + count, max=float(size))
+        return (
+            torch.stack(inputs, dim=-1),
+            torch.stack(terms, dim=2),
+            # The last S of S+T by a gather with S indices rather than a slice: the
+            # exporter can then declare the state's length, which it cannot infer from a
+            # slice of a dynamic axis.
+            [full[:, self.memory_keep + count.long()], new_seen],
+        )
 
     def to_raw(self, q: Tensor, anchor: Tensor) -> Tensor:
         """Model units -> raw scale. q [..., H, Q], anchor [...]."""

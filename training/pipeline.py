@@ -3,17 +3,23 @@
 The last proof is the one that matters for streaming: the whole test split is streamed
 through the exported graph one observation at a time (after priming on train+validation
 in one sequence call), and the forecasts must reproduce the offline evaluation.
+
+Nothing is written until the evaluation (and the quality gate, when one is required) has
+passed; the artifact is assembled in a hidden staging folder and moved into place at the
+end, so a failed run never leaves a partial or empty artifact behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from training import baselines, evaluate, report
+from training import baselines, evaluate, report, verdict
 from training.export import (
     PARITY_TOLERANCE,
     ExportError,
@@ -24,12 +30,15 @@ from training.export import (
     session,
     write_manifest,
 )
+from training.resolve import baseline_lag
 from training.train import Trained
 
 
 def evaluation(trained: Trained) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """Scores of the model and every configured baseline on the same origins."""
     config, split = trained.config, trained.split
+    assert config.horizon is not None and config.origin_every is not None
+    assert config.season is not None
     y = trained.x[:, trained.layout.target_index].astype(np.float64)
     at = evaluate.origins(split, config.horizon, config.origin_every)
     truth = evaluate.actuals(y, at, config.horizon)
@@ -51,8 +60,10 @@ def evaluation(trained: Trained) -> tuple[dict, np.ndarray, np.ndarray, np.ndarr
     result["model_every_step"] = evaluate.metrics(
         all_forecasts[every], evaluate.actuals(y, every, config.horizon), quantiles, scale
     )
-    for name in config.baselines:
+    frequency = trained.series.frequency
+    for name in config.baselines or ():
         started = time.monotonic()
+        naive = name == "naive" or name.startswith("seasonal_naive_")
         fc = baselines.run(
             name,
             y,
@@ -60,12 +71,14 @@ def evaluation(trained: Trained) -> tuple[dict, np.ndarray, np.ndarray, np.ndarr
             config.horizon,
             quantiles,
             split,
-            season=config.season,
-            window=config.baseline_window,
+            lag=baseline_lag(name, frequency) if naive else 0,
+            seasons=tuple(config.seasons or ()),
+            window=config.baseline_window or 0,
             log=config.mode == "returns",
         )
         result["baselines"][name] = evaluate.metrics(fc, truth, quantiles, scale)
         result["baseline_seconds"][name] = round(time.monotonic() - started, 1)
+    result["verdict"] = verdict.judge(result, config.mode)
     return result, y, at, forecast
 
 
@@ -87,14 +100,49 @@ def streamed_forecasts(trained: Trained, graph: Path, at: np.ndarray) -> np.ndar
     return out
 
 
-def build_artifact(trained: Trained, out_root: Path) -> Path:
-    """Evaluate, export, verify and write models/<name>/<version>/. Returns that folder."""
+def build_artifact(trained: Trained, out_root: Path, require_beat: str | None = None) -> Path:
+    """Evaluate, export, verify and write models/<name>/<version>/. Returns that folder.
+
+    require_beat: a baseline name (or "all") the model must beat on the verdict's metric;
+    if it does not, QualityGateError is raised before anything is written.
+    """
     config = trained.config
-    directory = out_root / config.name / config.version
-    directory.mkdir(parents=True, exist_ok=True)
-
     scores, y, at, forecast = evaluation(trained)
+    if require_beat:
+        verdict.require(scores["verdict"], require_beat, list(scores["baselines"]))
 
+    final = out_root / config.name / config.version
+    staging = final.parent / f".{config.version}.staging-{os.getpid()}"
+    created_parent = not final.parent.exists()
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _write_artifact(trained, staging, scores, y, at, forecast)
+        if final.exists():
+            old = final.parent / f".{config.version}.old-{os.getpid()}"
+            final.rename(old)
+            staging.rename(final)
+            shutil.rmtree(old)
+        else:
+            staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_parent:
+            shutil.rmtree(final.parent, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_artifact(
+    trained: Trained,
+    directory: Path,
+    scores: dict,
+    y: np.ndarray,
+    at: np.ndarray,
+    forecast: np.ndarray,
+) -> None:
+    config = trained.config
+    assert config.horizon is not None
     graph = directory / "model.onnx"
     export_onnx(trained.model, graph)
     parity = check_parity(trained.model, graph, trained.x[trained.split.test :])
@@ -117,6 +165,7 @@ def build_artifact(trained: Trained, out_root: Path) -> Path:
         "seconds": round(trained.seconds, 1),
         "epochs": trained.epochs_run,
         "best_validation_pinball": trained.best_val_loss,
+        "notes": list(trained.notes),
     }
 
     series, split = trained.series, trained.split
@@ -137,6 +186,7 @@ def build_artifact(trained: Trained, out_root: Path) -> Path:
             "dataset": series.name,
             "source": series.source,
             "rows": split.n,
+            "fill": series.fill,
             "split": {
                 "train": span(0, split.val),
                 "validation": span(split.val, split.test),
@@ -144,18 +194,34 @@ def build_artifact(trained: Trained, out_root: Path) -> Path:
             },
         },
         evaluation=scores,
+        verdict=scores["verdict"],
     )
     write_manifest(directory, content)
     (directory / "report.json").write_text(json.dumps(scores, indent=2) + "\n")
     title = f"{config.name} v{config.version}: {series.source}, test split"
     report.write_markdown(directory, title, scores, _notes(scores, trained))
     report.plot(directory, title, index, y, at, forecast, tuple(config.quantiles))
-    return directory
 
 
 def _notes(scores: dict, trained: Trained) -> list[str]:
     m = scores["model"]
+    spec = trained.model.spec
+    fill = trained.series.fill
     notes = [
+        f"Verdict: {scores['verdict']['text']}.",
+        f"State per stream: {spec.state_bytes()} bytes (memory: {spec.memory}"
+        + (f", seasons {list(spec.seasons)} steps" if spec.seasons else "")
+        + ").",
+        f"Gaps and missing values: --fill {fill.get('policy', 'none')}"
+        + (f"; filled {fill['filled_values']}" if fill.get("filled_values") else "")
+        + (f"; trimmed {fill['trimmed_rows']} edge rows" if fill.get("trimmed_rows") else "")
+        + (
+            f"; dropped {fill['dropped_before_long_gap']} rows before the last long gap"
+            if fill.get("dropped_before_long_gap")
+            else ""
+        )
+        + ".",
+        *trained.notes,
         f"{scores['origins']} rolling origins, every {scores['origin_every']} step(s) of the "
         f"test split; horizon {trained.config.horizon}; same origins for every method.",
         f"Model MAE over every test step as origin: {scores['model_every_step']['mae']:.4g}.",

@@ -12,11 +12,12 @@ from training.config import preset
 from training.pipeline import build_artifact
 from training.train import train
 
-KINDS = {"sensor": "tiny-sensor", "stock": "tiny-stock"}
+KINDS = {"sensor": "tiny-sensor", "stock": "tiny-stock", "seasonal": "tiny-seasonal"}
 
 
 def make_tiny_artifact(out_dir: Path, kind: str = "sensor", name: str | None = None) -> Path:
-    """Write out_dir/<name>/1/ and return that folder. kind: "sensor" or "stock"."""
+    """Write out_dir/<name>/1/ and return that folder. kind: "sensor", "stock" or
+    "seasonal" (a sensor model with seasonal memory in its state)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
     config = preset(KINDS[kind])

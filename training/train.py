@@ -12,6 +12,7 @@ zero state, exactly as the service would see it, and scores the validation steps
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -25,6 +26,7 @@ from training.config import TrainConfig
 from training.data import Series, load
 from training.features import FeatureLayout, Split, design_matrix, layout_for, targets
 from training.model import Forecaster, ForecasterSpec
+from training.resolve import resolve
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Trained:
     epochs_run: int
     best_val_loss: float
     seconds: float
+    notes: tuple[str, ...] = ()  # what resolve() derived or dropped, for the report
 
 
 def pinball(q: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, taus: torch.Tensor):
@@ -86,7 +89,15 @@ def calibrate_spread(
         model.spread.copy_(best)
 
 
+def limit_rows(series: Series, max_rows: int | None) -> Series:
+    """The last max_rows rows (tests train on tiny slices of the real data)."""
+    if not max_rows:
+        return series
+    return dataclasses.replace(series, frame=series.frame.iloc[-max_rows:])
+
+
 def train(config: TrainConfig, series: Series | None = None, progress: bool = True) -> Trained:
+    """Train per `config` (its derived fields are resolved from the series first)."""
     started = time.monotonic()
     # -- determinism ---------------------------------------------------------------------
     random.seed(config.seed)
@@ -95,16 +106,9 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
     torch.set_num_threads(max(1, min(config.threads, os.cpu_count() or 1)))
 
     # -- data: the split is chronological; every statistic comes from the train part -----
-    series = series or load(config.dataset)
-    if config.max_rows:
-        series = Series(
-            series.name,
-            series.source,
-            series.frame.iloc[-config.max_rows :],
-            series.frequency,
-            series.target,
-            series.inputs,
-        )
+    series = limit_rows(series or load(config.dataset), config.max_rows)
+    config, notes = resolve(config, series)
+    assert config.horizon is not None and config.seasons is not None and config.memory
     layout = layout_for(config, series)
     x = design_matrix(series, layout)
     split = Split.of(len(x), config.validation_fraction, config.test_fraction)
@@ -120,13 +124,13 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
         dropout=config.dropout,
         cell=config.cell,
         mode=config.mode,
+        seasons=tuple(config.seasons) if config.memory == "seasonal" else (),
+        memory=config.memory,
     )
     model = Forecaster(spec)
     r_std = 1.0
     if config.mode == "returns":
         prices = train_x[:, layout.target_index].astype(np.float64)
-        if (prices <= 0).any():
-            raise ValueError("returns mode needs strictly positive prices")
         r_std = float(np.std(np.diff(np.log(prices))))
     model.set_scaling(
         torch.tensor(train_x.mean(axis=0)), torch.tensor(train_x.std(axis=0)), r_std=r_std
@@ -218,4 +222,5 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
         epochs_run=epochs_run,
         best_val_loss=best_loss,
         seconds=time.monotonic() - started,
+        notes=tuple(notes),
     )

@@ -64,7 +64,8 @@ def test_serving_view_of_a_level_model_with_time_features() -> None:
         TimeColumn(604800.0, "cos"),
     ]
     assert spec.bounds == ((1, -40.0, "min_exclusive of temperature"),)
-    assert spec.state_size == 2 * 2 * 64
+    assert spec.state_size == 2 * 2 * 64  # h and c [2, 64]
+    assert [slot.name for slot in spec.state] == ["h", "c"]
     del raw["evaluation"]["model"]
     assert ServingSpec.from_manifest(validate_manifest(raw)).mae_by_horizon == []
 

@@ -16,3 +16,9 @@ def tiny_sensor() -> Trained:
 @pytest.fixture(scope="session")
 def tiny_stock() -> Trained:
     return train(preset("tiny-stock"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_seasonal() -> Trained:
+    """Seasonal memory with a season shorter than the horizon (4 < 6) and one longer."""
+    return train(preset("tiny-seasonal"), progress=False)

@@ -142,3 +142,70 @@ def test_ensure_trains_only_the_missing_default_models(tmp_path, monkeypatch, ca
     assert cli.main(["ensure", "--out", str(out), "--quiet"]) == 0  # all present: no training
     assert "missing" not in capsys.readouterr().out
     assert (out / "tiny-stock" / "1" / "model.onnx").stat().st_mtime_ns == built
+
+
+def _hourly_csv(path, n=900, gaps=()):
+    ts = pd.date_range("2021-01-01", periods=n, freq="h")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "ts": ts,
+            "load": 10 + np.sin(np.arange(n) * 2 * np.pi / 24) + rng.normal(0, 0.3, n),
+            "temp": rng.normal(15, 2, n),
+        }
+    )
+    frame = frame.drop(index=list(gaps))
+    frame.loc[frame.index[50], "temp"] = np.nan
+    frame.to_csv(path, index=False)
+
+
+def test_a_file_with_gaps_trains_in_one_command_with_fill(tmp_path):
+    _hourly_csv(tmp_path / "site.csv", gaps=range(300, 303))
+    args = ("all", "--config", "tiny-sensor", "--dataset", "site.csv", "--seasons", "1d")
+    refused = _cli(*args, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "--fill interpolate:1" in refused.stderr and "column 'temp'" in refused.stderr
+    assert "2021-01-03 02:00:00" in refused.stderr  # the first timestamp of the run
+    done = _cli(*args, "--fill", "interpolate:3", "--out", "m", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "m" / "site" / "1" / "manifest.json").read_text())
+    assert manifest["inputs"] == ["load", "temp"]  # every non-time column, in file order
+    assert manifest["data"]["fill"]["policy"] == "interpolate:3"
+    assert manifest["data"]["fill"]["absent_timestamps"] == 3
+    assert "seasonal_naive_1d" in manifest["evaluation"]["baselines"]
+    assert "verdict: " in done.stdout
+
+
+def test_require_beat_fails_and_exports_nothing(tmp_path):
+    _hourly_csv(tmp_path / "site.csv")
+    done = _cli(
+        "all",
+        *("--config", "tiny-sensor", "--dataset", "site.csv", "--fill", "carry:1"),
+        *("--seasons", "1d", "--baselines", "seasonal_naive,naive", "--epochs", "1"),
+        *("--require-beat", "all", "--out", "m"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "quality gate: --require-beat all: the model does not beat" in done.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_series_too_short_for_a_setting_fails_before_training(tmp_path):
+    _hourly_csv(tmp_path / "site.csv", n=300)
+    done = _cli(
+        "all",
+        *("--config", "tiny-sensor", "--dataset", "site.csv", "--fill", "carry:1"),
+        *("--seasons", "1w", "--out", "m"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "season 168 steps (1 week) needs" in done.stderr and "(--seasons)" in done.stderr
+    assert not (tmp_path / "m").exists() and not (tmp_path / "runs").exists()
+
+
+def test_configs_shows_what_a_preset_derives_for_a_file(tmp_path):
+    _hourly_csv(tmp_path / "site.csv")
+    done = _cli("configs", "--dataset", "site.csv", "--fill", "carry:1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "horizon 24 steps; seasons 24 (1 day), 168 (1 week)" in done.stdout
+    assert "seasonal naive 1 day, seasonal naive 1 week, MSTL, AutoETS" in done.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,28 +74,33 @@ def _bad(kind):
     if kind == "unparseable time":
         frame["ts"] = frame["ts"].astype(str)
         frame.loc[5, "ts"] = "not a time"
-        return frame, "unparseable time 'not a time'"
+        return frame, "unparseable time 'not a time' in column 'ts' in data row 6"
     if kind == "duplicate":
         frame.loc[7, "ts"] = frame.loc[6, "ts"]
         return frame, "duplicate timestamp"
-    if kind == "irregular":
-        return frame.drop(index=[50]), "irregular timestamps"
+    if kind == "absent timestamp":
+        return frame.drop(index=[50]), (
+            "1 timestamp at 2020-01-03 02:00:00 absent from the 'h' grid (every column); "
+            "the fill policy is --fill none: pass --fill interpolate:1"
+        )
+    if kind == "off grid":
+        frame.loc[50, "ts"] = frame.loc[50, "ts"] + pd.Timedelta("10min")
+        return frame, "1 timestamp(s) off the 'h' grid, first at 2020-01-03 02:10:00"
     if kind == "too few rows":
         return frame.iloc[:20], "too few rows (20)"
     if kind == "non-numeric":
         frame["load"] = frame["load"].astype(object)
         frame.loc[9, "load"] = "abc"
-        return frame, "non-numeric value 'abc' in column 'load' at row 9"
-    if kind == "missing first row":
-        frame.loc[0, "temp"] = np.nan  # one missing value, but nothing to carry forward
-        return (
-            frame,
-            "column 'temp' has 1 consecutive missing values "
-            "(at most 4 are filled, and never the first row)",
-        )
+        return frame, "non-numeric value 'abc' in column 'load' at 2020-01-01 09:00:00"
     if kind == "long gap":
         frame.loc[10:20, "load"] = np.nan
-        return frame, "11 consecutive missing values"
+        return frame, (
+            "column 'load': 11 values in a row from 2020-01-01 10:00:00 to 2020-01-01 "
+            "20:00:00 missing; the fill policy is --fill none: pass --fill interpolate:11"
+        )
+    if kind == "missing first value":
+        frame.loc[0, "temp"] = np.nan
+        return frame, "column 'temp': 1 value at 2020-01-01 00:00:00 missing"
     raise AssertionError(kind)
 
 
@@ -103,25 +110,36 @@ def _bad(kind):
         "missing column",
         "unparseable time",
         "duplicate",
-        "irregular",
+        "absent timestamp",
+        "off grid",
         "too few rows",
         "non-numeric",
         "long gap",
-        "missing first row",
+        "missing first value",
     ],
 )
 def test_bad_files_get_a_clear_error(tmp_path, kind):
     frame, message = _bad(kind)
     path = _write(tmp_path, frame)
-    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(DataError, match=re.escape(message)):
         data.load_file(path, time_column="ts", value_columns=["load", "temp"], frequency="h")
 
 
-def test_short_missing_runs_are_filled_forward(tmp_path):
-    frame = _good()
-    frame.loc[10:12, "load"] = np.nan
+def test_value_columns_default_to_every_column_but_time(tmp_path):
+    s = data.load_file(_write(tmp_path, _good()), time_column="ts")
+    assert s.inputs == ("load", "temp") and s.target == "load"
+
+
+def test_a_non_numeric_extra_column_names_the_flag(tmp_path):
+    frame = _good().assign(site="north")
+    with pytest.raises(DataError, match=r"column 'site' at .*--value-columns"):
+        data.load_file(_write(tmp_path, frame), time_column="ts")
+
+
+def test_unsorted_rows_are_put_in_time_order(tmp_path):
+    frame = _good().iloc[::-1]
     s = data.load_file(_write(tmp_path, frame), time_column="ts", value_columns=["load"])
-    assert s.frame["load"].iloc[10:13].tolist() == [9.0, 9.0, 9.0]
+    assert s.frame.index.is_monotonic_increasing and s.frame["load"].iloc[0] == 0.0
 
 
 def test_unknown_dataset_names_the_choices():

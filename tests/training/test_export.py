@@ -33,12 +33,20 @@ def stock_artifact(tiny_stock, tmp_path_factory):
     return build_artifact(tiny_stock, tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="module")
+def seasonal_artifact(tiny_seasonal, tmp_path_factory):
+    return build_artifact(tiny_seasonal, tmp_path_factory.mktemp("models"))
+
+
+KINDS = ["sensor", "stock", "seasonal"]
+
+
 def _trained_and_dir(request, kind):
     trained = request.getfixturevalue(f"tiny_{kind}")
     return trained, request.getfixturevalue(f"{kind}_artifact")
 
 
-@pytest.mark.parametrize("kind", ["sensor", "stock"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_graph_axes_are_dynamic(request, kind):
     trained, directory = _trained_and_dir(request, kind)
     graph = onnx.load(str(directory / "model.onnx")).graph
@@ -48,7 +56,7 @@ def test_graph_axes_are_dynamic(request, kind):
     assert_dynamic_axes(directory / "model.onnx", trained.model)
 
 
-@pytest.mark.parametrize("kind", ["sensor", "stock"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("steps", [1, 17])
 def test_ort_matches_torch_and_steps_match_the_sequence(request, kind, batch, steps):
@@ -93,7 +101,7 @@ def test_a_broken_graph_fails_the_parity_check(tiny_sensor, tmp_path):
         check_parity(other, path, tiny_sensor.x[:40])
 
 
-@pytest.mark.parametrize("kind", ["sensor", "stock"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_manifest_carries_the_contract_and_the_checksum(request, kind):
     trained, directory = _trained_and_dir(request, kind)
     m = json.loads((directory / "manifest.json").read_text())
@@ -126,7 +134,7 @@ def test_manifest_carries_the_contract_and_the_checksum(request, kind):
     assert (directory / "forecast.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("kind", ["sensor", "stock"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_streaming_the_test_split_reproduces_the_offline_evaluation(request, kind):
     """One ORT step per test row, state carried, against the offline PyTorch pass."""
     trained, directory = _trained_and_dir(request, kind)

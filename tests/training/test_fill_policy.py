@@ -1,0 +1,98 @@
+"""--fill: gaps and missing values are filled by the chosen policy, or refused by name."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.data import DataError, FillPolicy, from_frame
+
+
+def _frame(n=300):
+    ts = pd.date_range("2020-01-01", periods=n, freq="h")
+    return pd.DataFrame({"ts": ts, "load": np.arange(n, dtype=float), "temp": 2.0 * np.arange(n)})
+
+
+def _load(frame, policy="none", long_gaps="refuse"):
+    return from_frame(
+        frame,
+        name="t",
+        source="t.csv",
+        time_column="ts",
+        frequency="h",
+        fill=FillPolicy.parse(policy, long_gaps),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("none", FillPolicy("none", 0)),
+        ("carry:3", FillPolicy("carry", 3)),
+        ("interpolate:6", FillPolicy("interpolate", 6)),
+        ("interpolate", FillPolicy("interpolate", 1)),
+    ],
+)
+def test_policies_parse(text, expected):
+    assert FillPolicy.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["zero:3", "carry:x", "carry:0", "none:2"])
+def test_a_bad_policy_names_the_flag(text):
+    with pytest.raises(DataError, match=re.escape(f"--fill {text!r}")):
+        FillPolicy.parse(text)
+
+
+def test_carry_repeats_the_last_value_for_short_runs():
+    frame = _frame()
+    frame.loc[10:12, "load"] = np.nan
+    s = _load(frame, "carry:3")
+    assert s.frame["load"].iloc[10:13].tolist() == [9.0, 9.0, 9.0]
+    assert s.fill["filled_values"] == {"load": 3}
+
+
+def test_interpolate_fills_absent_timestamps_on_a_straight_line():
+    frame = _frame().drop(index=[100, 101, 102, 103])  # a 4-hour gap in the file
+    s = _load(frame, "interpolate:4")
+    assert len(s.frame) == 300 and s.fill["absent_timestamps"] == 4
+    np.testing.assert_allclose(s.frame["load"].iloc[100:104], [100, 101, 102, 103])
+    np.testing.assert_allclose(s.frame["temp"].iloc[100:104], [200, 202, 204, 206])
+
+
+def test_a_run_longer_than_the_limit_is_refused_naming_flag_column_and_time():
+    frame = _frame()
+    frame.loc[40:46, "temp"] = np.nan
+    with pytest.raises(DataError) as info:
+        _load(frame, "interpolate:6")
+    message = str(info.value)
+    assert "column 'temp'" in message and "from 2020-01-02 16:00:00" in message
+    assert "--fill interpolate:6" in message and "--long-gaps latest" in message
+
+
+def test_long_gaps_latest_trains_on_the_data_after_the_last_long_gap():
+    frame = _frame()
+    frame.loc[40:46, "temp"] = np.nan  # 7 missing: too long
+    frame.loc[60, "load"] = np.nan  # 1 missing: filled
+    s = _load(frame, "interpolate:6", "latest")
+    assert s.frame.index[0] == pd.Timestamp("2020-01-02 23:00")
+    assert s.fill["dropped_before_long_gap"] == 47
+    assert s.frame["load"].loc["2020-01-03 12:00"] == 60.0
+
+
+def test_missing_values_at_the_edges_are_trimmed_not_invented():
+    frame = _frame()
+    frame.loc[0:1, "temp"] = np.nan
+    frame.loc[299, "load"] = np.nan
+    s = _load(frame, "carry:1")
+    assert s.frame.index[0] == pd.Timestamp("2020-01-01 02:00") and len(s.frame) == 297
+    assert s.fill["trimmed_rows"] == 3 and not s.frame.isna().any().any()
+
+
+def test_the_default_refuses_and_says_which_flag_fills():
+    frame = _frame()
+    frame.loc[7, "load"] = np.nan
+    with pytest.raises(DataError, match=re.escape("--fill interpolate:1 (or carry:1)")):
+        _load(frame)

@@ -1,0 +1,109 @@
+"""Frequency-aware defaults: seasons, horizon, MASE season and baseline names in time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import frequency as freq
+from training.config import TrainConfig, preset
+from training.data import DataError, from_frame
+from training.resolve import resolve
+
+
+@pytest.mark.parametrize(
+    ("alias", "seasons", "horizon"),
+    [
+        ("30min", (48, 336), 48),
+        ("h", (24, 168), 24),
+        ("15min", (96, 672), 96),
+        ("D", (7, 365), 7),
+        ("B", (5,), 5),
+    ],
+)
+def test_seasons_and_horizon_follow_the_frequency(alias, seasons, horizon):
+    assert freq.default_seasons(alias) == seasons
+    assert freq.default_horizon(alias) == horizon
+
+
+@pytest.mark.parametrize(
+    ("steps", "alias", "text", "words"),
+    [
+        (48, "30min", "1d", "1 day"),
+        (336, "30min", "1w", "1 week"),
+        (24, "h", "1d", "1 day"),
+        (168, "h", "1w", "1 week"),
+        (7, "D", "1w", "1 week"),
+        (365, "D", "1y", "1 year"),
+        (5, "B", "1w", "1 week"),
+        (6, "h", "6h", "6 hours"),
+    ],
+)
+def test_seasons_are_named_by_their_period_in_time(steps, alias, text, words):
+    assert freq.label(steps, alias) == text
+    assert freq.words(text) == words
+    assert freq.steps_of_label(text, alias) == steps
+
+
+def test_a_period_that_is_no_whole_number_of_steps_is_refused():
+    with pytest.raises(ValueError, match="not a whole number"):
+        freq.steps_of_label("90min", "h")
+
+
+def _series(alias, n):
+    ts = pd.date_range("2021-01-01", periods=n, freq=alias)
+    level = 10 + np.sin(np.arange(n) * 0.3)
+    return from_frame(
+        pd.DataFrame({"ts": ts, "v": level}), name="s", source="s.csv", time_column="ts"
+    )
+
+
+def test_hourly_data_gets_hourly_seasons_not_half_hourly_steps():
+    config, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 12))
+    assert config.horizon == 24 and config.seasons == (24, 168) and config.season == 24
+    assert config.baselines == ("seasonal_naive_1d", "seasonal_naive_1w", "mstl", "autoets")
+    assert config.origin_every == 24 and config.memory == "seasonal"
+    assert config.time_features == ("time_of_day", "day_of_week")
+
+
+def test_daily_data_gets_a_weekly_horizon_and_drops_a_year_it_cannot_hold():
+    config, notes = resolve(preset("elec-demand"), _series("D", 600))
+    assert config.horizon == 7 and config.seasons == (7,)
+    assert any("season 365 steps (1 year)" in n for n in notes)
+
+
+def test_prices_get_the_stock_baselines():
+    config, _ = resolve(preset("sp500"), _series("B", 1200))
+    assert config.horizon == 5 and config.season == 1 and config.memory == "none"
+    assert config.baselines == ("random_walk", "historical_returns", "autoets", "garch")
+
+
+def test_an_explicit_setting_wins_and_an_impossible_one_is_refused_before_training():
+    series = _series("h", 600)
+    config, _ = resolve(TrainConfig("x", "s.csv", horizon=6, seasons=(12,)), series)
+    assert config.horizon == 6 and config.baselines[0] == "seasonal_naive_12h"
+    with pytest.raises(DataError, match=r"season 250 steps .*\(--seasons\)"):
+        resolve(TrainConfig("x", "s.csv", seasons=(250,)), series)
+    with pytest.raises(DataError, match=r"baseline 'seasonal_naive_2w' .* needs 696 training"):
+        resolve(TrainConfig("x", "s.csv", baselines=("seasonal_naive_2w",)), series)
+    with pytest.raises(DataError, match="horizon of 200 steps"):
+        resolve(TrainConfig("x", "s.csv", horizon=200), series)
+
+
+def test_the_statsforecast_window_holds_the_longest_season_in_bounded_time():
+    hourly, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 30))
+    assert hourly.baseline_window == 8 * 168
+    daily, _ = resolve(preset("elec-demand"), _series("D", 4000))
+    assert daily.seasons == (7, 365) and daily.baseline_window == 3 * 365
+
+
+def test_seasonal_memory_is_the_default_only_for_long_intraday_series():
+    long_hourly, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 12))
+    assert long_hourly.memory == "seasonal"
+    short, notes = resolve(preset("elec-demand"), _series("h", 24 * 7 * 5))
+    assert short.memory == "none" and any("no seasonal memory" in n for n in notes)
+    daily, _ = resolve(preset("elec-demand"), _series("D", 4000))
+    assert daily.memory == "none"
+    forced, _ = resolve(preset("elec-demand").replace(memory="seasonal"), _series("D", 4000))
+    assert forced.memory == "seasonal"
