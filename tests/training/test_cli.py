@@ -96,9 +96,14 @@ def test_configs_lists_every_named_config(capsys):
 
     assert cli.main(["configs"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines() if line.strip()] == list(PRESETS)
-    for name, config in PRESETS.items():
-        assert f"{config.dataset} horizon={config.horizon} mode={config.mode}" in out, name
+    heads = [line for line in out.splitlines() if line and not line[0].isspace()]
+    assert [line.split(":")[0] for line in heads] == list(PRESETS)
+    for head, (name, config) in zip(heads, PRESETS.items(), strict=True):
+        assert head.endswith(f"mode {config.mode}"), name
+    # What a preset derives from its data's frequency: half-hourly -> one day ahead,
+    # daily and weekly seasons; business days -> five days ahead.
+    assert "horizon 48 steps; seasons 48 (1 day), 336 (1 week)" in out
+    assert "horizon 5 steps; seasons none" in out
 
 
 def test_unknown_config_is_a_clear_error(tmp_path):
