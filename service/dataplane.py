@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from service.engine import columns as engine_columns
 from service.engine.model import ModelStreams
 from service.engine.registry import Registry
 from service.errors import ModelNotFound, NotReady, PayloadTooLarge, ServiceError
 from service.protocol.access import Principal, check_stream, stream_error
 from service.protocol.answers import Body, error_entry
+from service.protocol.columns import (
+    ColumnsRequest,
+    answer_columns,
+    columns_answer_bytes,
+    parse_columns,
+)
 from service.protocol.entries import MANY_KEYS, Entry, ManyRequest, answer_bytes, parse_many_body
 from service.protocol.requests import (
     STREAM_KEYS,
@@ -149,6 +156,46 @@ class DataPlane:
                 rejected.labels(model.name, result.code).inc()
             elif who is not None and isinstance(entry, tuple):
                 model.quotas.created_stream(who, entry[0])
+
+    async def observe_columns(
+        self, model_name: str, body: bytes, who: Principal | None = None
+    ) -> Body:
+        """The columnar multi-stream request (protocol/columns.py, engine/columns.py)."""
+        model = self.registry.model(model_name)
+        data = load_json(body)
+        ids = data.get("stream_ids")
+        if isinstance(ids, list):  # refused before its rows are checked
+            model.admission.check(len(ids))
+        request = parse_columns(data, model.wire)
+        del data, ids
+        return await self._columns(model, request, who)
+
+    async def _columns(
+        self, model: ModelStreams, request: ColumnsRequest, who: Principal | None
+    ) -> Body:
+        spec = model.spec
+        size = columns_answer_bytes(
+            len(request), request.detail, model.horizon, len(spec.quantiles)
+        )
+        if size > self.max_answer:
+            raise PayloadTooLarge(
+                f"stream_ids: the answer could reach {size} bytes, more than the limit of "
+                f'{self.max_answer}; send fewer streams or ask for "forecast": "none"',
+                code="answer_too_large",
+            )
+        new = engine_columns.admit(model, request, who)
+        result = await engine_columns.observe_columns(model, request)
+        rejected = self.metrics.entry_rejections
+        for exc in result.errors.values():
+            rejected.labels(model.name, exc.code).inc()
+        if who is not None:
+            for i in new:
+                if i not in result.errors:
+                    model.quotas.created_stream(who, request.ids[i])
+        return answer_columns(
+            model.name, model.version, request.ids, result, request.detail,
+            list(spec.quantiles), spec.median_index,
+        )  # fmt: skip
 
     async def forecast(self, model_name: str, body: bytes, who: Principal | None = None) -> Body:
         model = self.registry.model(model_name)

@@ -10,6 +10,7 @@ tests/service/test_api_multi.py checks that both paths give the same states and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,13 +77,7 @@ class Lane:
         seq = np.fromiter(
             (NO_SEQ if e[3].seq is None else e[3].seq for e in simple), dtype=np.int64, count=n
         )
-        last_seq, last_ts = self.store.positions(slots)
-        by_seq = (seq != NO_SEQ) & (last_seq != NO_SEQ)
-        ok = (ts > last_ts) & (~by_seq | (seq > last_seq))
-        if self.accuracy.enabled:
-            ok &= ~self.sampled[slots]  # their horizon rings are kept on the general path
-        ok &= self.calendar.steps_array(last_ts, ts) == 1
-        ok &= ts <= self.calendar.max_ts  # later ones get the exact check (and its error)
+        ok = self.next_period(slots, ts, seq)
         if not ok.all():
             for k in np.flatnonzero(~ok).tolist():
                 i, sid, _, o = simple[k]
@@ -97,6 +92,18 @@ class Lane:
         )
         return Block(self.rows.block(values, ts), slots, simple, values, seq, ts)
 
+    def next_period(self, slots: np.ndarray, ts: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Which streams' observation is exactly the next period after what they applied
+        (and may take the lane); the rest need the general path."""
+        last_seq, last_ts = self.store.positions(slots)
+        by_seq = (seq != NO_SEQ) & (last_seq != NO_SEQ)
+        ok = (ts > last_ts) & (~by_seq | (seq > last_seq))
+        if self.accuracy.enabled:
+            ok &= ~self.sampled[slots]  # their horizon rings are kept on the general path
+        ok &= self.calendar.steps_array(last_ts, ts) == 1
+        ok &= ts <= self.calendar.max_ts  # later ones get the exact check (and its error)
+        return ok
+
     @staticmethod
     def items(block: Block, max_rows: int) -> list[Item]:
         x, slots = block.x, block.slots
@@ -108,31 +115,51 @@ class Lane:
     def commit(self, block: Block, items: list[Item], results: Results, detail: str) -> None:
         """Store what the block's items computed and answer their entries; an item that
         failed, and a row the model answered NaN/inf for, fail only their own entries."""
+        entries = block.entries
+        for sel, err, forecast in self.apply(block, items):
+            part = entries[sel] if isinstance(sel, slice) else [entries[k] for k in sel.tolist()]
+            if err is not None:
+                for i, *_ in part:
+                    results[i] = err
+                continue
+            assert forecast is not None
+            self.answers.block(
+                [e[0] for e in part],
+                [e[1] for e in part],
+                [e[3].seq for e in part],
+                block.ts[sel],
+                forecast,
+                detail,
+                results,
+            )
+
+    def apply(
+        self, block: Block, items: list[Item]
+    ) -> Iterator[tuple[slice | np.ndarray, ServiceError | None, np.ndarray | None]]:
+        """Store what the block's items computed, yielding (block rows, their error, or
+        None and their forecasts [n, H, Q]); an item that failed, and a row the model
+        answered NaN/inf for, fail only their own rows."""
         start = 0
         scored_err = 0.0
         scored_n = 0
         for item in items:
             stop = start + item.n
-            part = block.entries[start:stop]
             if item.error is not None:
                 err = item.error
                 exc = err if isinstance(err, ServiceError) else InferenceError(str(err))
-                for i, *_ in part:
-                    results[i] = exc
+                yield slice(start, stop), exc, None
                 start = stop
                 continue
             sel: slice | np.ndarray = slice(start, stop)
             forecast, new_state = item.forecast, item.new_state
             assert forecast is not None and new_state is not None
             if item.bad is not None:
-                for k in np.flatnonzero(item.bad).tolist():
-                    results[part[k][0]] = NonFiniteForecast(NON_FINITE)
+                yield np.flatnonzero(item.bad) + start, NonFiniteForecast(NON_FINITE), None
                 good = np.flatnonzero(~item.bad)
-                part = [part[k] for k in good.tolist()]
                 forecast, new_state = forecast[good], new_state[good]
                 sel = good + start
             start = stop
-            n = len(part)
+            n = len(forecast)
             if not n:
                 continue
             sl = block.slots[sel]
@@ -142,15 +169,7 @@ class Lane:
             scored_err += float(np.abs(values[:, self.target_index] - previous).sum())
             scored_n += n
             self.store.put_rows(sl, new_state, forecast.reshape(n, -1), values, block.seq[sel], ts)
-            self.answers.block(
-                [e[0] for e in part],
-                [e[1] for e in part],
-                [e[3].seq for e in part],
-                ts,
-                forecast,
-                detail,
-                results,
-            )
+            yield sel, None, forecast
         if scored_n:
             self.metrics.observations.inc(scored_n)
             self.accuracy.score_one_step(scored_err, scored_n)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from itertools import compress
 
 from service.errors import TooManyRequests
 
@@ -44,6 +45,17 @@ class StreamLocks:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(future)
         return future
+
+    def take_free(self, stream_ids: list[str]) -> list[bool]:
+        """Take the lock of every stream in the list nobody holds, as ``enqueue`` would
+        (ids distinct); whether each was taken. One set operation when none is busy."""
+        busy = self._busy
+        if busy.keys().isdisjoint(stream_ids):
+            busy.update(dict.fromkeys(stream_ids))
+            return [True] * len(stream_ids)
+        free = [sid not in busy for sid in stream_ids]
+        busy.update(dict.fromkeys(compress(stream_ids, free)))
+        return free
 
     async def wait(self, stream_id: str, future: asyncio.Future[None] | None) -> None:
         if future is None:

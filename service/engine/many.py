@@ -32,6 +32,7 @@ async def observe_many(
     entries: list[Entry | ServiceError],
     detail: str = "full",
     on_result: Callable[[int, Body | ServiceError], None] | None = None,
+    extra_steps: int = 0,
 ) -> list[Body | ServiceError]:
     """Many streams in one go.
 
@@ -43,6 +44,8 @@ async def observe_many(
     ``on_result(i, result)``, if given, is called once per entry as soon as its
     result is final and BEFORE its stream's lock is released, so a caller that
     sends answers from it (the WebSocket) sends one stream's answers in order.
+    ``extra_steps``: steps the caller runs beside these (the columnar lane's rows),
+    counted against the per-request cap.
     """
     results: list[Body | ServiceError | None] = [None] * len(entries)
     jobs: list[tuple[int, Job]] = []
@@ -124,8 +127,10 @@ async def observe_many(
             else:
                 results[i] = plan
                 unwritten.append(g)
-        steps = len(block.entries if block is not None else ()) + sum(
-            job.n_obs + job.filled for _, job in jobs
+        steps = (
+            extra_steps
+            + len(block.entries if block is not None else ())
+            + sum(job.n_obs + job.filled for _, job in jobs)
         )
         if steps > self.max_steps:  # refused whole, before any step
             for future in (*turns, *waiters):  # never ran: leave their queues

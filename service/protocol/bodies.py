@@ -156,3 +156,50 @@ class ManyStreamsBody(BaseModel):
     forecast: Literal["full", "median", "none"] | None = Field(
         None, description="How much forecast each result carries (default full)"
     )
+
+
+class ColumnsBody(BaseModel):
+    """Observations of many streams as parallel columns, one row per stream (the fast
+    form for bulk producers). Row i is stream ``stream_ids[i]``'s next observation: at
+    ``ts`` (one for all rows, or ``ts[i]``), ``seqs[i]`` and ``values[i]`` (null =
+    missing). A bad row gets its own error in the answer and the others still apply;
+    each stream may appear once."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "stream_ids": ["a", "b"],
+                    "ts": 1401580800,
+                    "seqs": [17, 17],
+                    "values": [[1.0, 2.0], [3.0, None]],
+                    "forecast": "none",
+                }
+            ]
+        },
+    )
+
+    stream_ids: list[
+        Annotated[
+            StrictStr, Field(min_length=1, max_length=MAX_STREAM_ID, pattern=STREAM_ID_PATTERN)
+        ]
+    ] = Field(min_length=1, description=f"1 to {MAX_STREAM_ID} characters of A-Z a-z 0-9 . _ : ~ -")
+    ts: (
+        Annotated[StrictStr, Field(max_length=MAX_TS_CHARS)]
+        | Number
+        | list[Annotated[StrictStr, Field(max_length=MAX_TS_CHARS)] | Number]
+    ) = Field(
+        description="One timestamp for every row (a tick), or one per row: ISO 8601 (UTC "
+        "when no zone is given) or epoch seconds"
+    )
+    seqs: list[Annotated[StrictInt, Field(ge=0, lt=MAX_SEQ)] | None] | None = Field(
+        None, description="Per-row sequence number for exactly-once retries (null: none)"
+    )
+    values: list[list[Number | None]] = Field(
+        description="One row per stream: the model's inputs in manifest order (null = "
+        "missing, filled from the forecast); each must fit float32"
+    )
+    forecast: Literal["full", "median", "none"] | None = Field(
+        None, description="How much forecast the answer carries (default full)"
+    )

@@ -123,3 +123,34 @@ class ModelAnswer(BaseModel):
     version: str
     status: str
     versions: list[dict[str, Any]]
+
+
+class ColumnError(_Answer):
+    index: int
+    stream_id: str | None
+    status: int
+    code: str
+    message: str
+
+
+class ColumnsForecast(_Answer):
+    """Row i is stream i's forecast; horizon step k (1-based) is for its ts + k periods."""
+
+    quantiles: list[float] | None = None
+    values: list[list[list[float | None]]] | None = None  # null: the row failed
+    median: list[list[float | None]] | None = None
+
+
+class ColumnsAnswer(_Answer):
+    """One row per request row, in request order; a failed row has its status and its
+    error in ``errors`` and null in the other columns."""
+
+    model: str
+    version: str
+    status: list[int]
+    seq: list[int | None]
+    ts: list[str | None]
+    filled: list[int]
+    duplicate: list[bool]
+    errors: list[ColumnError]
+    forecast: ColumnsForecast | None = None

@@ -46,6 +46,7 @@ _CALLS: dict[str, Call] = {
         p["model"], p["stream_id"], body, who
     ),
     "observe_many": lambda dp, p, body, who: dp.observe_many(p["model"], body, who),
+    "observe_columns": lambda dp, p, body, who: dp.observe_columns(p["model"], body, who),
 }
 _PROBES: dict[str, Probe] = {
     "health": lambda dp: dp.health(),

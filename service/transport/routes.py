@@ -13,10 +13,12 @@ from pydantic import BaseModel
 from starlette.routing import compile_path
 
 from service.protocol import schemas, v2_schemas
+from service.protocol.bodies import ColumnsBody
 from service.protocol.requests import ForecastBody, ManyStreamsBody, StreamObservationsBody
 
 STREAM_ROUTE = "/v1/models/{model}/streams/{stream_id}/observations"
 MANY_ROUTE = "/v1/models/{model}/observations"
+COLUMNS_ROUTE = "/v1/models/{model}/columns"
 WS_ROUTE = "/v1/models/{model}/stream"
 
 
@@ -129,6 +131,18 @@ ROUTES: tuple[Route, ...] = (
         "Observations of many streams; a result or an error per stream",
         schemas.ManyAnswer,
         ManyStreamsBody,
+        _JSON_BODY + _AUTH + _MODEL,
+        hot=True,
+        scope="write",
+        content_types=JSON,
+    ),
+    Route(
+        "POST",
+        COLUMNS_ROUTE,
+        "observe_columns",
+        "Observations of many streams as parallel columns; answered as columns",
+        schemas.ColumnsAnswer,
+        ColumnsBody,
         _JSON_BODY + _AUTH + _MODEL,
         hot=True,
         scope="write",

@@ -1,0 +1,323 @@
+"""The columnar multi-stream body: parallel arrays in, parallel arrays out.
+
+A bulk producer sends one object of columns (``stream_ids``, ``ts``, ``seqs``,
+``values``) instead of one object per stream. Every column is checked as a whole — its
+element types as one set, its numbers as one numpy array, the id characters with one
+regex over all ids — and only a column that fails is walked row by row to word the
+errors, each naming the row, the stream and the field. A bad row is refused alone;
+the others go on. The answer is built from arrays and serialised by orjson without a
+per-stream object (``ColumnsAnswer``). ``ColumnsBody`` (bodies.py) is the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from service.errors import InvalidInput, ServiceError, render
+from service.protocol.bodies import ECHO_CHARS, F32_MAX, MAX_SEQ, MAX_STREAM_ID, STREAM_ID_CHARS
+from service.protocol.entries import check_detail
+from service.protocol.requests import WireSpec, check_keys, check_stream_id
+from service.protocol.timestamps import format_ts, parse_ts
+
+COLUMNS_KEYS = frozenset(("stream_ids", "ts", "seqs", "values", "forecast"))
+NO_SEQ = -1  # a row without a seq (the store's NO_SEQ: engine/columns.py checks they agree)
+_BAD_ID_CHAR = re.compile(f"[^{STREAM_ID_CHARS}]")
+_NUMBER = (float, int)
+
+
+@dataclass
+class ColumnsRequest:
+    """A parsed columnar request: one row per stream, rows refused at parse in ``errors``."""
+
+    ids: list[str]  # a refused row keeps its position ("" when its id was not valid)
+    ts: np.ndarray  # float64 [n] epoch seconds
+    seq: np.ndarray  # int64 [n], NO_SEQ where none was given
+    values: np.ndarray  # float32 [n, inputs], NaN = missing
+    missing: np.ndarray  # bool [n]: the row has a missing value
+    detail: str
+    errors: dict[int, ServiceError] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _name(ids: list[str], i: int) -> str:
+    """A row's stream in a message (a valid id only, so the answer stays bounded)."""
+    return f" (stream {ids[i]!r})" if ids[i] else ""
+
+
+def parse_columns(
+    data: dict[str, Any], spec: WireSpec, allowed: frozenset[str] = COLUMNS_KEYS
+) -> ColumnsRequest:
+    check_keys(data, allowed)
+    detail = check_detail(data.get("forecast"))
+    errors: dict[int, ServiceError] = {}
+    ids = _ids(data.get("stream_ids"), errors)
+    n = len(ids)
+    ts = _timestamps(data.get("ts"), ids, errors)
+    seq = _seqs(data.get("seqs"), ids, errors)
+    values = _values(data.get("values"), ids, spec, errors)
+    missing = np.isnan(values).any(axis=1)
+    for i in errors:  # refused rows carry no numbers into the engine
+        values[i] = 0.0
+        missing[i] = False
+    assert len(ts) == len(seq) == len(values) == n
+    return ColumnsRequest(ids, ts, seq, values, missing, detail, errors)
+
+
+def _ids(raw: object, errors: dict[int, ServiceError]) -> list[str]:
+    if type(raw) is not list:
+        raise InvalidInput(f"stream_ids: must be a list of stream ids, got {_type_name(raw)}")
+    if not raw:
+        raise InvalidInput("stream_ids: must hold at least one stream id")
+    ids: list[str] = raw
+    n = len(ids)
+    lengths_ok = (
+        set(map(type, ids)) == {str}
+        and min(map(len, ids)) > 0
+        and max(map(len, ids)) <= MAX_STREAM_ID
+    )
+    if not lengths_ok or _BAD_ID_CHAR.search("".join(ids)) is not None:
+        ids = list(ids)
+        for i, sid in enumerate(ids):  # the error path: find and word the bad ones
+            try:
+                check_stream_id(sid, f"stream_ids[{i}]")
+            except ServiceError as exc:
+                errors[i] = exc
+                ids[i] = ""
+    if len(set(ids)) != n:
+        first: dict[str, int] = {}
+        for i, sid in enumerate(ids):
+            if not sid:
+                continue
+            at = first.setdefault(sid, i)
+            if at != i:
+                errors[i] = InvalidInput(
+                    f"stream_ids[{i}]: {sid!r} already appears at stream_ids[{at}]; "
+                    "send a stream once per request"
+                )
+    return ids
+
+
+def _column(raw: object, name: str, n: int) -> list[Any]:
+    if type(raw) is not list:
+        raise InvalidInput(f"{name}: must be a list, got {_type_name(raw)}")
+    if len(raw) != n:
+        raise InvalidInput(f"{name}: has {len(raw)} rows, stream_ids has {n}")
+    return raw
+
+
+def _timestamps(raw: object, ids: list[str], errors: dict[int, ServiceError]) -> np.ndarray:
+    """One shared ``ts`` (a tick) or one per stream."""
+    n = len(ids)
+    if raw is None:
+        raise InvalidInput("ts: is required (one timestamp for all, or a list of one per stream)")
+    if type(raw) is not list:
+        try:
+            return np.full(n, parse_ts(raw), dtype=np.float64)
+        except ValueError as exc:
+            raise InvalidInput(f"ts: {exc}") from None
+    column = _column(raw, "ts", n)
+    if set(map(type, column)) <= {str, float, int}:
+        parsed: dict[Any, float] = {}
+        try:
+            for value in set(column):  # a tick repeats: each distinct value parsed once
+                parsed[value] = parse_ts(value)
+        except ValueError:
+            pass  # worded below
+        else:
+            return np.fromiter(map(parsed.__getitem__, column), dtype=np.float64, count=n)
+    out = np.zeros(n, dtype=np.float64)
+    for i, value in enumerate(column):  # the error path
+        try:
+            out[i] = parse_ts(value)
+        except (ValueError, TypeError) as exc:
+            reason = (
+                exc
+                if isinstance(exc, ValueError)
+                else "must be an ISO 8601 string or epoch seconds"
+            )
+            errors.setdefault(i, InvalidInput(f"ts[{i}]{_name(ids, i)}: {reason}"))
+    return out
+
+
+def _seqs(raw: object, ids: list[str], errors: dict[int, ServiceError]) -> np.ndarray:
+    n = len(ids)
+    if raw is None:
+        return np.full(n, NO_SEQ, dtype=np.int64)
+    column = _column(raw, "seqs", n)
+    kinds = set(map(type, column))
+    if kinds <= {int, type(None)}:
+        nulls = column.count(None)
+        try:
+            arr = np.array([NO_SEQ if s is None else s for s in column] if nulls else column,
+                           dtype=np.int64)  # fmt: skip
+        except OverflowError:
+            pass  # worded below
+        else:
+            absent = arr == NO_SEQ
+            if ((arr >= 0) & (arr < MAX_SEQ) | absent).all() and int(absent.sum()) == nulls:
+                return arr
+    out = np.full(n, NO_SEQ, dtype=np.int64)
+    for i, s in enumerate(column):  # the error path
+        if s is None:
+            continue
+        if type(s) is int and 0 <= s < MAX_SEQ:
+            out[i] = s
+        else:
+            errors.setdefault(
+                i,
+                InvalidInput(
+                    f"seqs[{i}]{_name(ids, i)}: must be an integer in [0, 2^62) or null, "
+                    f"got {s!r:.40}"
+                ),
+            )
+    return out
+
+
+def _values(
+    raw: object, ids: list[str], spec: WireSpec, errors: dict[int, ServiceError]
+) -> np.ndarray:
+    n, width = len(ids), spec.n_inputs
+    column = _column(raw, "values", n)
+    arr: np.ndarray | None = None
+    if set(map(type, column)) == {list} and set(map(len, column)) == {width}:
+        kinds = set(map(type, chain.from_iterable(column)))
+        if kinds <= {float, int, type(None)}:
+            try:
+                arr = np.array(column, dtype=np.float64)  # null -> NaN: missing
+            except OverflowError:
+                arr = None
+    if arr is not None:
+        bad = np.abs(arr) > F32_MAX
+        for j, low, _ in spec.bounds:  # min_exclusive (NaN, missing, passes)
+            bad[:, j] |= arr[:, j] <= low
+        if not bad.any():
+            return arr.astype(np.float32)
+    out = np.zeros((n, width), dtype=np.float32)
+    for i, row in enumerate(column):  # the error path: word each bad row
+        try:
+            out[i] = _row(i, row, ids, spec)
+        except ServiceError as exc:
+            errors.setdefault(i, exc)
+    return out
+
+
+def _row(i: int, row: object, ids: list[str], spec: WireSpec) -> list[float]:
+    where = f"values[{i}]"
+    who = _name(ids, i)
+    if type(row) is not list:
+        raise InvalidInput(
+            f"{where}{who}: must be a list of numbers or nulls, got {_type_name(row)}"
+        )
+    if len(row) != spec.n_inputs:
+        raise InvalidInput(f"{where}{who}: has {len(row)} values, the model takes {spec.n_inputs}")
+    out: list[float] = []
+    for j, v in enumerate(row):
+        if v is None:
+            out.append(float("nan"))
+            continue
+        if type(v) not in _NUMBER:
+            raise InvalidInput(f"{where}[{j}]{who}: must be a number or null, got {_type_name(v)}")
+        try:
+            fv = float(v)
+        except OverflowError:
+            fv = float("inf")
+        if not -F32_MAX <= fv <= F32_MAX:
+            raise InvalidInput(f"{where}[{j}]{who}: {v!r:.{ECHO_CHARS}} does not fit float32")
+        out.append(fv)
+    for j, low, why in spec.bounds:
+        if not out[j] > low and out[j] == out[j]:
+            raise InvalidInput(f"{where}[{j}]{who}: must be > {low:g} ({why}), got {row[j]!r:.40}")
+    return out
+
+
+def columns_answer_bytes(n: int, detail: str, horizon: int, n_quantiles: int) -> int:
+    """An upper bound of a columnar answer's size, known before any work: per row a
+    status, seq, ts, filled, duplicate, room for an error, and its forecast numbers (at
+    most 17 characters each with the comma)."""
+    numbers = {"full": n_quantiles, "median": 1, "none": 0}[detail] * horizon
+    return 512 + n * (400 + 17 * numbers + (6 * horizon if numbers else 0))
+
+
+@dataclass
+class ColumnsResult:
+    """The engine's outcome, one row per stream (errors by row; rows in ``errors`` are
+    failed, every other row applied or was a duplicate)."""
+
+    seq: np.ndarray  # int64, NO_SEQ: none
+    ts: np.ndarray  # float64, the stream's last applied ts
+    filled: np.ndarray  # int32
+    duplicate: np.ndarray  # bool
+    forecast: np.ndarray  # float32 [n, H, Q]
+    errors: dict[int, ServiceError]
+
+    @classmethod
+    def empty(
+        cls, n: int, horizon: int, n_quantiles: int, errors: dict[int, ServiceError]
+    ) -> ColumnsResult:
+        return cls(
+            np.full(n, NO_SEQ, dtype=np.int64),
+            np.full(n, np.nan, dtype=np.float64),
+            np.zeros(n, dtype=np.int32),
+            np.zeros(n, dtype=np.bool_),
+            np.full((n, horizon, n_quantiles), np.nan, dtype=np.float32),
+            dict(errors),
+        )
+
+
+def answer_columns(
+    model: str,
+    version: str,
+    ids: list[str],
+    result: ColumnsResult,
+    detail: str,
+    quantiles: list[float],
+    median_index: int,
+) -> dict[str, Any]:
+    """The columnar answer: per-row status, seq, ts, filled, duplicate, the forecasts as
+    one array; failed rows carry null there and their error in ``errors``."""
+    n = len(ids)
+    status = np.full(n, 200, dtype=np.int16)
+    errors: list[dict[str, Any]] = []
+    failed = sorted(result.errors)
+    for i in failed:
+        code, rendered, _ = render(result.errors[i])
+        status[i] = code
+        errors.append(
+            {"index": i, "stream_id": ids[i] or None, "status": code, **rendered["error"]}
+        )
+    seq = result.seq
+    if (seq == NO_SEQ).all():
+        seqs: list[int | None] = [None] * n
+    else:
+        seqs = seq.tolist()
+        for i in np.flatnonzero(seq == NO_SEQ).tolist():
+            seqs[i] = None
+    ts = result.ts
+    stamps, inverse = np.unique(ts, return_inverse=True)
+    text = [None if t != t else format_ts(t) for t in stamps.tolist()]
+    body: dict[str, Any] = {
+        "model": model,
+        "version": version,
+        "status": status,
+        "seq": seqs,
+        "ts": [text[k] for k in inverse.tolist()],
+        "filled": result.filled,
+        "duplicate": result.duplicate,
+        "errors": errors,
+    }
+    if detail == "full":
+        body["forecast"] = {"quantiles": quantiles, "values": result.forecast}
+    elif detail == "median":
+        body["forecast"] = {"median": np.ascontiguousarray(result.forecast[:, :, median_index])}
+    return body
