@@ -18,6 +18,7 @@ from service.errors import ModelNotFound, NotReady, PayloadTooLarge, ServiceErro
 from service.protocol.access import Principal, check_stream, stream_error
 from service.protocol.answers import Body, error_entry
 from service.protocol.columns import (
+    COLUMNS_KEYS,
     ColumnsRequest,
     answer_columns,
     columns_answer_bytes,
@@ -38,6 +39,7 @@ from service.protocol.v2 import InferRequest, V2Model, bounded
 # A WebSocket message is a stream body or a multi-stream body, plus an "id" to echo.
 WS_STREAM_KEYS = STREAM_KEYS | {"stream_id", "id"}
 WS_MANY_KEYS = MANY_KEYS | {"id"}
+WS_COLUMNS_KEYS = COLUMNS_KEYS | {"id"}
 
 
 class DataPlane:
@@ -274,6 +276,11 @@ class DataPlane:
             ident = check_echo_id(data.get("id"))
             if isinstance(data.get("stream_id"), str) and is_stream_id(data["stream_id"]):
                 sid = data["stream_id"]  # errors name it (only a valid id is echoed)
+            if "stream_ids" in data:  # the columnar form: one answer message for all rows
+                columns = parse_columns(data, model.wire, WS_COLUMNS_KEYS)
+                del data
+                send(await self._columns(model, columns, who))
+                return
             if "streams" in data:
                 request = self._many(model, parse_many_body(data, model.wire, WS_MANY_KEYS), who)
                 entries, detail = request.entries, request.detail
