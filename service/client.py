@@ -56,3 +56,58 @@ def columns_of(answer: bytes | dict[str, Any]) -> dict[str, Any]:
         key = "values" if "values" in forecast else "median"
         out[key] = np.array(forecast[key], dtype=np.float32)
     return out
+
+
+def columns_binary_body(
+    stream_ids: Sequence[str],
+    ts: float | np.ndarray,
+    values: np.ndarray,
+    seqs: np.ndarray | None = None,
+    forecast: str = "full",
+) -> tuple[bytes, int]:
+    """The binary body (the Open Inference Protocol's binary tensor layout) and its JSON
+    header's length: send it with ``Content-Type: application/octet-stream`` and
+    ``Inference-Header-Content-Length: <length>``. ``values`` float32 [n, inputs] (NaN =
+    missing), ``ts`` epoch seconds (one, or one per row), ``seqs`` int64 (-1 = none)."""
+    n = len(stream_ids)
+    ids = b"".join(len(s).to_bytes(4, "little") + s.encode() for s in stream_ids)
+    stamps = np.ascontiguousarray(np.atleast_1d(ts), dtype="<f8")
+    tensors: list[tuple[str, str, list[int], bytes]] = [
+        ("stream_ids", "BYTES", [n], ids),
+        ("ts", "FP64", [len(stamps)], stamps.tobytes()),
+        ("values", "FP32", list(np.shape(values)), np.ascontiguousarray(values, "<f4").tobytes()),
+    ]
+    if seqs is not None:
+        tensors.append(("seqs", "INT64", [n], np.ascontiguousarray(seqs, "<i8").tobytes()))
+    header = orjson.dumps(
+        {
+            "parameters": {"forecast": forecast},
+            "inputs": [
+                {"name": name, "datatype": kind, "shape": shape,
+                 "parameters": {"binary_data_size": len(raw)}}
+                for name, kind, shape, raw in tensors
+            ],
+        }
+    )  # fmt: skip
+    return header + b"".join(raw for *_, raw in tensors), len(header)
+
+
+_DTYPES = {"INT32": "<i4", "INT64": "<i8", "FP64": "<f8", "FP32": "<f4", "BOOL": "?"}
+
+
+def binary_answer(body: bytes, header_length: int) -> dict[str, Any]:
+    """A binary answer as arrays: ``status``, ``seq``, ``ts`` (epoch seconds, NaN on a
+    failed row), ``filled``, ``duplicate``, ``forecast`` [n, H, Q] or ``median`` [n, H];
+    plus ``errors`` and ``quantiles`` from its header."""
+    header = orjson.loads(body[:header_length])
+    out: dict[str, Any] = {
+        "errors": header["parameters"]["errors"],
+        "quantiles": header["parameters"]["quantiles"],
+    }
+    offset = header_length
+    for o in header["outputs"]:
+        size = o["parameters"]["binary_data_size"]
+        raw = body[offset : offset + size]
+        out[o["name"]] = np.frombuffer(raw, dtype=_DTYPES[o["datatype"]]).reshape(o["shape"])
+        offset += size
+    return out

@@ -17,13 +17,9 @@ from service.engine.registry import Registry
 from service.errors import ModelNotFound, NotReady, PayloadTooLarge, ServiceError
 from service.protocol.access import Principal, check_stream, stream_error
 from service.protocol.answers import Body, error_entry
-from service.protocol.columns import (
-    COLUMNS_KEYS,
-    ColumnsRequest,
-    answer_columns,
-    columns_answer_bytes,
-    parse_columns,
-)
+from service.protocol.columns import COLUMNS_KEYS, ColumnsRequest, parse_columns
+from service.protocol.columns_answer import ColumnsResult, answer_columns, columns_answer_bytes
+from service.protocol.columns_binary import decode_columns, encode_answer
 from service.protocol.entries import MANY_KEYS, Entry, ManyRequest, answer_bytes, parse_many_body
 from service.protocol.requests import (
     STREAM_KEYS,
@@ -170,11 +166,29 @@ class DataPlane:
             model.admission.check(len(ids))
         request = parse_columns(data, model.wire)
         del data, ids
-        return await self._columns(model, request, who)
+        result = await self._columns(model, request, who)
+        return answer_columns(
+            model.name, model.version, request.ids, result, request.detail,
+            list(model.spec.quantiles), model.spec.median_index,
+        )  # fmt: skip
+
+    async def observe_columns_binary(
+        self, model_name: str, body: bytes, header_length: int, who: Principal | None = None
+    ) -> tuple[bytes, int]:
+        """The same in the binary layout (protocol/columns_binary.py): (body, header length)."""
+        model = self.registry.model(model_name)
+        request = decode_columns(body, header_length, model.wire)
+        model.admission.check(len(request))
+        del body
+        result = await self._columns(model, request, who)
+        return encode_answer(
+            model.name, model.version, request.ids, result, request.detail,
+            list(model.spec.quantiles), model.spec.median_index,
+        )  # fmt: skip
 
     async def _columns(
         self, model: ModelStreams, request: ColumnsRequest, who: Principal | None
-    ) -> Body:
+    ) -> ColumnsResult:
         spec = model.spec
         size = columns_answer_bytes(
             len(request), request.detail, model.horizon, len(spec.quantiles)
@@ -194,10 +208,7 @@ class DataPlane:
             for i in new:
                 if i not in result.errors:
                     model.quotas.created_stream(who, request.ids[i])
-        return answer_columns(
-            model.name, model.version, request.ids, result, request.detail,
-            list(spec.quantiles), spec.median_index,
-        )  # fmt: skip
+        return result
 
     async def forecast(self, model_name: str, body: bytes, who: Principal | None = None) -> Body:
         model = self.registry.model(model_name)
@@ -279,7 +290,11 @@ class DataPlane:
             if "stream_ids" in data:  # the columnar form: one answer message for all rows
                 columns = parse_columns(data, model.wire, WS_COLUMNS_KEYS)
                 del data
-                send(await self._columns(model, columns, who))
+                result = await self._columns(model, columns, who)
+                send(answer_columns(
+                    model.name, model.version, columns.ids, result, columns.detail,
+                    list(model.spec.quantiles), model.spec.median_index,
+                ))  # fmt: skip
                 return
             if "streams" in data:
                 request = self._many(model, parse_many_body(data, model.wire, WS_MANY_KEYS), who)

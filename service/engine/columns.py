@@ -25,7 +25,8 @@ from service.errors import PayloadTooLarge, ServiceError
 from service.protocol import columns
 from service.protocol.access import Principal, stream_error
 from service.protocol.answers import Body
-from service.protocol.columns import ColumnsRequest, ColumnsResult
+from service.protocol.columns import ColumnsRequest
+from service.protocol.columns_answer import ColumnsResult
 from service.protocol.entries import Entry
 from service.protocol.requests import Obs
 from service.protocol.timestamps import parse_ts

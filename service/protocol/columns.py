@@ -5,8 +5,8 @@ A bulk producer sends one object of columns (``stream_ids``, ``ts``, ``seqs``,
 element types as one set, its numbers as one numpy array, the id characters with one
 regex over all ids — and only a column that fails is walked row by row to word the
 errors, each naming the row, the stream and the field. A bad row is refused alone;
-the others go on. The answer is built from arrays and serialised by orjson without a
-per-stream object (``ColumnsAnswer``). ``ColumnsBody`` (bodies.py) is the schema.
+the others go on. ``ColumnsBody`` (bodies.py) is the schema; the answer is
+columns_answer.py's.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import InvalidInput, ServiceError, render
+from service.errors import InvalidInput, ServiceError
 from service.protocol.bodies import ECHO_CHARS, F32_MAX, MAX_SEQ, MAX_STREAM_ID, STREAM_ID_CHARS
 from service.protocol.entries import check_detail
 from service.protocol.requests import WireSpec, check_keys, check_stream_id
-from service.protocol.timestamps import format_ts, parse_ts
+from service.protocol.timestamps import MAX_TS, MIN_TS, parse_ts
 
 COLUMNS_KEYS = frozenset(("stream_ids", "ts", "seqs", "values", "forecast"))
 NO_SEQ = -1  # a row without a seq (the store's NO_SEQ: engine/columns.py checks they agree)
@@ -66,11 +66,61 @@ def parse_columns(
     ts = _timestamps(data.get("ts"), ids, errors)
     seq = _seqs(data.get("seqs"), ids, errors)
     values = _values(data.get("values"), ids, spec, errors)
+    assert len(ts) == len(seq) == len(values) == n
+    return _request(ids, ts, seq, values, detail, errors)
+
+
+def check_arrays(
+    raw_ids: object,
+    ts: np.ndarray,
+    seqs: np.ndarray | None,
+    values: np.ndarray,
+    detail: str,
+    spec: WireSpec,
+) -> ColumnsRequest:
+    """The same checks on columns that arrived as arrays (the binary form): shapes are
+    the caller's; here the ids, the ranges, and the words for each bad row."""
+    errors: dict[int, ServiceError] = {}
+    ids = _ids(raw_ids, errors)
+    bad_ts = ~((ts >= MIN_TS) & (ts <= MAX_TS))  # NaN too
+    for i in np.flatnonzero(bad_ts).tolist():
+        errors.setdefault(i, InvalidInput(f"ts[{i}]{_name(ids, i)}: epoch seconds out of range"))
+    if seqs is None:
+        seq = np.full(len(ids), NO_SEQ, dtype=np.int64)
+    else:
+        seq = seqs.astype(np.int64)
+        for i in np.flatnonzero(~(((seq >= 0) & (seq < MAX_SEQ)) | (seq == NO_SEQ))).tolist():
+            errors.setdefault(
+                i, InvalidInput(f"seqs[{i}]{_name(ids, i)}: must be in [0, 2^62), or -1: none")
+            )
+    vals = values.astype(np.float32)  # a copy: refused rows are zeroed below
+    bad = np.isinf(vals)
+    for j, low, _ in spec.bounds:
+        bad[:, j] |= vals[:, j] <= low
+    for i, j in zip(*np.nonzero(bad), strict=True):
+        i, j = int(i), int(j)
+        if i not in errors:
+            try:
+                _row(i, [None if v != v else v for v in vals[i].tolist()], ids, spec)
+            except ServiceError as exc:
+                errors[i] = exc
+            else:
+                errors[i] = InvalidInput(f"values[{i}][{j}]{_name(ids, i)}: must be finite")
+    return _request(ids, np.ascontiguousarray(ts, dtype=np.float64), seq, vals, detail, errors)
+
+
+def _request(
+    ids: list[str],
+    ts: np.ndarray,
+    seq: np.ndarray,
+    values: np.ndarray,
+    detail: str,
+    errors: dict[int, ServiceError],
+) -> ColumnsRequest:
     missing = np.isnan(values).any(axis=1)
     for i in errors:  # refused rows carry no numbers into the engine
         values[i] = 0.0
         missing[i] = False
-    assert len(ts) == len(seq) == len(values) == n
     return ColumnsRequest(ids, ts, seq, values, missing, detail, errors)
 
 
@@ -239,85 +289,3 @@ def _row(i: int, row: object, ids: list[str], spec: WireSpec) -> list[float]:
         if not out[j] > low and out[j] == out[j]:
             raise InvalidInput(f"{where}[{j}]{who}: must be > {low:g} ({why}), got {row[j]!r:.40}")
     return out
-
-
-def columns_answer_bytes(n: int, detail: str, horizon: int, n_quantiles: int) -> int:
-    """An upper bound of a columnar answer's size, known before any work: per row a
-    status, seq, ts, filled, duplicate, room for an error, and its forecast numbers (at
-    most 17 characters each with the comma)."""
-    numbers = {"full": n_quantiles, "median": 1, "none": 0}[detail] * horizon
-    return 512 + n * (400 + 17 * numbers + (6 * horizon if numbers else 0))
-
-
-@dataclass
-class ColumnsResult:
-    """The engine's outcome, one row per stream (errors by row; rows in ``errors`` are
-    failed, every other row applied or was a duplicate)."""
-
-    seq: np.ndarray  # int64, NO_SEQ: none
-    ts: np.ndarray  # float64, the stream's last applied ts
-    filled: np.ndarray  # int32
-    duplicate: np.ndarray  # bool
-    forecast: np.ndarray  # float32 [n, H, Q]
-    errors: dict[int, ServiceError]
-
-    @classmethod
-    def empty(
-        cls, n: int, horizon: int, n_quantiles: int, errors: dict[int, ServiceError]
-    ) -> ColumnsResult:
-        return cls(
-            np.full(n, NO_SEQ, dtype=np.int64),
-            np.full(n, np.nan, dtype=np.float64),
-            np.zeros(n, dtype=np.int32),
-            np.zeros(n, dtype=np.bool_),
-            np.full((n, horizon, n_quantiles), np.nan, dtype=np.float32),
-            dict(errors),
-        )
-
-
-def answer_columns(
-    model: str,
-    version: str,
-    ids: list[str],
-    result: ColumnsResult,
-    detail: str,
-    quantiles: list[float],
-    median_index: int,
-) -> dict[str, Any]:
-    """The columnar answer: per-row status, seq, ts, filled, duplicate, the forecasts as
-    one array; failed rows carry null there and their error in ``errors``."""
-    n = len(ids)
-    status = np.full(n, 200, dtype=np.int16)
-    errors: list[dict[str, Any]] = []
-    failed = sorted(result.errors)
-    for i in failed:
-        code, rendered, _ = render(result.errors[i])
-        status[i] = code
-        errors.append(
-            {"index": i, "stream_id": ids[i] or None, "status": code, **rendered["error"]}
-        )
-    seq = result.seq
-    if (seq == NO_SEQ).all():
-        seqs: list[int | None] = [None] * n
-    else:
-        seqs = seq.tolist()
-        for i in np.flatnonzero(seq == NO_SEQ).tolist():
-            seqs[i] = None
-    ts = result.ts
-    stamps, inverse = np.unique(ts, return_inverse=True)
-    text = [None if t != t else format_ts(t) for t in stamps.tolist()]
-    body: dict[str, Any] = {
-        "model": model,
-        "version": version,
-        "status": status,
-        "seq": seqs,
-        "ts": [text[k] for k in inverse.tolist()],
-        "filled": result.filled,
-        "duplicate": result.duplicate,
-        "errors": errors,
-    }
-    if detail == "full":
-        body["forecast"] = {"quantiles": quantiles, "values": result.forecast}
-    elif detail == "median":
-        body["forecast"] = {"median": np.ascontiguousarray(result.forecast[:, :, median_index])}
-    return body

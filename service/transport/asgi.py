@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.dataplane import DataPlane
 from service.errors import MethodNotAllowed, RetryLater, render
 from service.metrics import Metrics
+from service.protocol import v2_rest
 from service.protocol.access import Principal
 from service.protocol.answers import Body, dumps
 from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY
@@ -52,6 +53,24 @@ _PROBES: dict[str, Probe] = {
     "health": lambda dp: dp.health(),
     "ready": lambda dp: dp.ready(),
 }
+
+
+def header_length(scope: Scope, body_length: int) -> int | None:
+    """The JSON header's length of a binary columnar body (None: a JSON body)."""
+    for name, value in scope["headers"]:
+        if name == b"inference-header-content-length":
+            return v2_rest.header_length(value, body_length)
+    return None
+
+
+async def send_binary(send: Send, data: bytes, head: int) -> None:
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(len(data)).encode()),
+        (b"inference-header-content-length", str(head).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 class FastPath:
@@ -124,6 +143,16 @@ class FastPath:
                 body = await read_body(receive, self.max_body)
                 if body is None:
                     return  # the client left before sending its body
+                split = header_length(scope, len(body)) if route.name == "observe_columns" else None
+                if split is not None:  # the columnar form's binary layout
+                    data, head = await dp.observe_columns_binary(
+                        params["model"], body, split, scope[PRINCIPAL_KEY]
+                    )
+                    await send_binary(send, data, head)
+                    self.metrics.observe_http(
+                        route.path, route.method, 200, time.perf_counter() - started
+                    )
+                    return
                 call = _CALLS[route.name]
                 status, data = 200, dumps(await call(dp, params, body, scope[PRINCIPAL_KEY]))
         except Exception as exc:

@@ -140,13 +140,16 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         COLUMNS_ROUTE,
         "observe_columns",
-        "Observations of many streams as parallel columns; answered as columns",
+        "Observations of many streams as parallel columns; answered as columns (JSON, or "
+        "with Content-Type application/octet-stream the binary tensor layout of the Open "
+        "Inference Protocol: a JSON header, whose length is the "
+        "Inference-Header-Content-Length header, then raw little-endian tensors)",
         schemas.ColumnsAnswer,
         ColumnsBody,
         _JSON_BODY + _AUTH + _MODEL,
         hot=True,
         scope="write",
-        content_types=JSON,
+        content_types=(*JSON, "application/octet-stream"),
     ),
     Route(
         "GET",

@@ -170,3 +170,56 @@ def test_ws_columnar_messages_keep_order_and_equal_http(
             np.testing.assert_allclose(
                 got["forecast"]["median"], want["forecast"]["median"], rtol=1e-5, atol=1e-4
             )
+
+
+def test_binary_form_equals_json_form(serve: Callable[..., LiveServer], models_dir: Path) -> None:
+    from service.client import binary_answer, columns_binary_body
+
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    a, b = serve(), serve(snapshot_path="")
+    ids = ["b0", "b1", "b2", "bad id"]
+    with httpx.Client(base_url=a.url) as ca, httpx.Client(base_url=b.url) as cb:
+        for step in range(3):
+            arr = np.array([values[step] + k for k in range(4)], dtype=np.float32)
+            if step == 2:
+                arr[1, 0] = np.nan  # missing
+                arr[2, 1] = np.inf  # refused: not finite
+            seqs = np.full(4, step, dtype=np.int64)
+            raw, head = columns_binary_body(ids, seconds[step], arr, seqs)
+            r = ca.post(
+                COLUMNS,
+                content=raw,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Inference-Header-Content-Length": str(head),
+                },
+            )
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"] == "application/octet-stream"
+            got = binary_answer(r.content, int(r.headers["inference-header-content-length"]))
+            rows = [[None if v != v else float(v) for v in row] for row in arr.tolist()]
+            rows[2][1] = 1e39 if step == 2 else rows[2][1]  # JSON has no inf: also refused
+            want = _post(
+                cb, {"stream_ids": ids, "ts": seconds[step], "seqs": [step] * 4, "values": rows}
+            ).json()
+            assert got["status"].tolist() == want["status"]
+            assert got["filled"].tolist() == want["filled"]
+            assert [e["index"] for e in got["errors"]] == [e["index"] for e in want["errors"]]
+            ok = got["status"] == 200
+            assert got["seq"][ok].tolist() == [s for s in want["seq"] if s is not None]
+            np.testing.assert_allclose(
+                got["forecast"][ok],
+                np.array(want["forecast"]["values"], dtype=np.float32)[ok],
+                rtol=1e-5,
+                atol=1e-4,
+            )
+            assert np.isnan(got["forecast"][~ok]).all() and np.isnan(got["ts"][~ok]).all()
+        r = ca.post(
+            COLUMNS,
+            content=b'{"inputs": []}',
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": "14",
+            },
+        )
+        assert r.status_code == 422 and "stream_ids tensor is required" in r.text
