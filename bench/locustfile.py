@@ -4,6 +4,8 @@
   period apart, as a device would), reads its forecast.
 - BatchProducer: a gateway forwarding 100 sensors at once through the multi-stream
   endpoint, every few seconds.
+- ColumnarProducer: a gateway of 1000 sensors sending columns (service.client builds
+  the body from arrays), JSON and the binary layout in turn.
 - DashboardReader: a status page polling the model list, the model and some streams.
 
 Headless (the service on 127.0.0.1:8000):
@@ -22,10 +24,14 @@ import random
 import uuid
 from typing import Any, ClassVar
 
+import numpy as np
 import orjson
 from locust import FastHttpUser, constant_pacing, task
 
 from contract.timefeatures import add_business_days
+from service.client import binary_answer, columns_binary_body, columns_body
+
+JSON = "application/json"
 
 RUN = uuid.uuid4().hex[:8]  # stream ids unique per run: a rerun never goes backwards
 T0 = 1_401_580_800  # 2014-06-01T00:00:00Z, a Sunday
@@ -125,6 +131,48 @@ class BatchProducer(FastHttpUser):
             bad = [x for x in r.json()["results"] if "error" in x]
             if bad:
                 r.failure(f"{len(bad)} stream errors, e.g. {bad[0]}")
+
+
+class ColumnarProducer(FastHttpUser):
+    weight = 1
+    wait_time = constant_pacing(5 * CADENCE_S)
+    streams = 1000
+
+    def on_start(self) -> None:
+        self.model = _load_model(self)
+        me = next(_ids)
+        self.ids = [f"locust-{RUN}-columns-{me}-{j}" for j in range(self.streams)]
+        self.series = _Series(self.model)
+        self.base = np.random.default_rng(me).uniform(50, 150, (self.streams, self.series.n_inputs))
+        self.path = f"/v1/models/{self.model['name']}/columns"
+
+    @task
+    def post_columns(self) -> None:
+        obs = self.series.next()  # the tick: every sensor reports the same period
+        k = obs["seq"]
+        values = self.base * (1.0 + 0.05 * math.sin(k / 7.0))
+        seqs = np.full(self.streams, k, dtype=np.int64)
+        if k % 2:
+            body, head = columns_binary_body(self.ids, float(obs["ts"]), values, seqs, "none")
+            kind, extra = "application/octet-stream", {"inference-header-content-length": str(head)}
+            name = "/v1/models/[model]/columns (1000 streams, binary)"
+        else:
+            body, kind, extra = columns_body(self.ids, obs["ts"], values, seqs, "none"), JSON, {}
+            name = "/v1/models/[model]/columns (1000 streams, JSON)"
+        headers = {"content-type": kind, **extra}
+        with self.client.post(self.path, name=name, catch_response=True, data=body,
+                              headers=headers) as r:  # fmt: skip
+            if r.status_code != 200:
+                r.failure(f"{r.status_code}: {(r.text or '')[:200]} {r.error or ''}")
+                return
+            length = r.headers.get("inference-header-content-length")
+            errors = (
+                binary_answer(r.content, int(length))["errors"]
+                if length is not None
+                else orjson.loads(r.content)["errors"]
+            )
+            if errors:
+                r.failure(f"{len(errors)} stream errors, e.g. {errors[0]}")
 
 
 class DashboardReader(FastHttpUser):
