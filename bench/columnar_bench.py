@@ -30,6 +30,7 @@ from bench.columnar_loads import STREAMS, columns_request
 from bench.payloads import Model, find_models
 from bench.request_cost import _measure, _post
 from bench.servers import pin_self_to_client_core, start_service
+from service.client import columns_binary_body
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -66,18 +67,24 @@ async def in_process(models_dir: Path, model: Model) -> dict[str, float]:
         async def run() -> None:
             for _ in range(20):
                 step[0] += 1
-                await _post(app, path, body(step[0]))
+                await _send(app, path, body(step[0]))
 
         return run
+
+    def binary(k: int, detail: str) -> tuple[bytes, int]:
+        values = np.tile(np.asarray(model.means, dtype=np.float32), (STREAMS, 1))
+        seqs = np.full(STREAMS, k, dtype=np.int64)
+        return columns_binary_body(ids, float(model.ts(k)), values, seqs, detail)
 
     async with app.router.lifespan_context(app):
         for detail in ("full", "none"):
             for form, path, body in (
                 ("columnar", col_path, lambda k, d=detail: columns_request(model, ids, k, d)),
+                ("binary", col_path, lambda k, d=detail: binary(k, d)),
                 ("row", row_path, lambda k, d=detail: model.multi(ids, k, d)),
             ):
                 step[0] += 1
-                await _post(app, path, body(step[0]))  # the streams exist: the lane runs
+                await _send(app, path, body(step[0]))  # the streams exist: the lane runs
                 cpu, calls = await _measure(runner(path, body), 20 * STREAMS)
                 out[f"{form}_{detail}_cpu_us_per_stream"] = cpu
                 out[f"{form}_{detail}_calls_per_stream"] = calls
@@ -122,6 +129,36 @@ async def in_process(models_dir: Path, model: Model) -> dict[str, float]:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+async def _send(app: Any, path: str, body: bytes | tuple[bytes, int]) -> None:
+    """One request through the ASGI app: JSON, or (body, header length) in binary."""
+    if isinstance(body, bytes):
+        await _post(app, path, body)
+        return
+    raw, head = body
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", b"%d" % len(raw)),
+        (b"inference-header-content-length", b"%d" % head),
+    ]
+    scope = {
+        "type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b"",
+        "http_version": "1.1", "scheme": "http", "root_path": "",
+        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    if sent[0]["status"] != 200 or b'"code"' in sent[1]["body"][:2000]:
+        raise RuntimeError(f"{path}: {sent[0]['status']} {sent[1]['body'][:300]!r}")
+
+
 def _stat(xs: list[float], digits: int = 1) -> dict[str, float]:
     return {"median": round(float(np.median(xs)), digits), "min": round(min(xs), digits),
             "max": round(max(xs), digits)}  # fmt: skip
@@ -133,6 +170,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument(
+        "--both-cores",
+        action="store_true",
+        help="serve on every core (the client shares one): ORT's thread beside the loop",
+    )
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--threads", action="store_true", help="also 1 vs 2 ORT threads")
     args = parser.parse_args()
@@ -143,7 +185,7 @@ def main() -> int:
     print(json.dumps(report["in_process"], indent=1))
     if not args.skip_server:
         report["server"] = serve_rounds(
-            models_dir, model, args.rounds, args.duration, args.connections
+            models_dir, model, args.rounds, args.duration, args.connections, args.both_cores
         )
     if args.threads:
         report["ort_threads"] = ort_threads(model, args.rounds)
@@ -178,7 +220,7 @@ def ort_threads(
 
 
 def serve_rounds(
-    models_dir: Path, model: Model, rounds: int, secs: float, conns: int
+    models_dir: Path, model: Model, rounds: int, secs: float, conns: int, both: bool = False
 ) -> dict[str, Any]:
     """Every case in each round (the order rotating), the ORT ceiling between them."""
     cases = [
@@ -186,11 +228,13 @@ def serve_rounds(
     ]
     figures: dict[str, list[float]] = {f"{f}_{d}": [] for f, d in cases}
     figures["ort_ceiling_b1024"] = []
-    server = start_service(models_dir, RESULTS / "logs", accuracy_sample_fraction=0.0,
+    cores = set(range(os.cpu_count() or 1)) if both else None
+    server = start_service(models_dir, RESULTS / "logs", cores, accuracy_sample_fraction=0.0,
                            max_batch_rows=1024)  # fmt: skip
     pin_self_to_client_core()
     sess, inputs = floor.session(model), floor.feed(model, 1024)
-    out: dict[str, Any] = {"connections": conns, "streams_per_request": STREAMS}
+    out: dict[str, Any] = {"connections": conns, "streams_per_request": STREAMS,
+                           "server_cores": server.affinity()}  # fmt: skip
     try:
         for r in range(rounds):
             order = cases[r % len(cases) :] + cases[: r % len(cases)]

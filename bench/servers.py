@@ -85,11 +85,17 @@ class Server:
 
 
 def _start(
-    name: str, args: list[str], env: dict[str, str], port: int, ready_path: str, log_dir: Path
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    port: int,
+    ready_path: str,
+    log_dir: Path,
+    cores: set[int] | None = None,
 ) -> Server:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}-{port}.log"
-    server_cpus = cpus()[0]
+    server_cpus = cores or cpus()[0]
     full_env = {**os.environ, **env}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -118,15 +124,21 @@ def _start(
     raise RuntimeError(f"{name} not ready after 120 s; log:\n{log.read_text()}")
 
 
-def _start_app(app: str, log_dir: Path, env: dict[str, str], *extra: str) -> Server:
+def _start_app(
+    app: str, log_dir: Path, env: dict[str, str], *extra: str, cores: set[int] | None = None
+) -> Server:
     """Every compared server through the one launcher (bench/serve.py)."""
     port = free_port()
     args = ["-m", "bench.serve", app, "--port", str(port), *extra]
     ready = "/readyz" if app == "service" else "/healthz"
-    return _start(app, args, env, port, ready, log_dir)
+    return _start(app, args, env, port, ready, log_dir, cores)
 
 
-def start_service(models_dir: Path, log_dir: Path, **settings: str | int) -> Server:
+def start_service(
+    models_dir: Path, log_dir: Path, cores: set[int] | None = None, **settings: str | int
+) -> Server:
+    """The service pinned to the server core (``cores``: to these instead, e.g. every
+    core, to measure what ORT's own thread gains when it may run beside the loop)."""
     env = {
         "FORECAST_MODELS_DIR": str(Path(models_dir).resolve()),
         "FORECAST_SNAPSHOT_PATH": "",  # every run starts empty and leaves nothing behind
@@ -136,7 +148,7 @@ def start_service(models_dir: Path, log_dir: Path, **settings: str | int) -> Ser
     env.update({f"FORECAST_{k.upper()}": str(v) for k, v in settings.items()})
     if REPO != BENCH_ROOT:
         env["BENCH_SERVICE_TREE"] = str(REPO)
-    return _start_app("service", log_dir, env)
+    return _start_app("service", log_dir, env, cores=cores)
 
 
 def start_trivial(log_dir: Path, kind: str = "fastapi") -> Server:

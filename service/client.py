@@ -70,19 +70,20 @@ def columns_binary_body(
     ``Inference-Header-Content-Length: <length>``. ``values`` float32 [n, inputs] (NaN =
     missing), ``ts`` epoch seconds (one, or one per row), ``seqs`` int64 (-1 = none)."""
     n = len(stream_ids)
-    ids = b"".join(len(s).to_bytes(4, "little") + s.encode() for s in stream_ids)
     stamps = np.ascontiguousarray(np.atleast_1d(ts), dtype="<f8")
     tensors: list[tuple[str, str, list[int], bytes]] = [
-        ("stream_ids", "BYTES", [n], ids),
         ("ts", "FP64", [len(stamps)], stamps.tobytes()),
         ("values", "FP32", list(np.shape(values)), np.ascontiguousarray(values, "<f4").tobytes()),
     ]
     if seqs is not None:
         tensors.append(("seqs", "INT64", [n], np.ascontiguousarray(seqs, "<i8").tobytes()))
+    # The ids go in the header as JSON data (the protocol allows it for any input): one
+    # C-speed parse on the server instead of a length-prefixed walk per id.
+    ids = {"name": "stream_ids", "datatype": "BYTES", "shape": [n], "data": list(stream_ids)}
     header = orjson.dumps(
         {
             "parameters": {"forecast": forecast},
-            "inputs": [
+            "inputs": [ids] + [
                 {"name": name, "datatype": kind, "shape": shape,
                  "parameters": {"binary_data_size": len(raw)}}
                 for name, kind, shape, raw in tensors
