@@ -22,8 +22,11 @@ T0 = 1401580800.0  # 2014-06-01T00:00:00Z
 PERIOD = 1800.0
 
 
-async def _post(app: Any, path: str, body: bytes) -> None:
-    """One request through the ASGI app; anything but a clean 200 stops the run."""
+async def _post(
+    app: Any, path: str, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> bytes:
+    """One request through the ASGI app; anything but a clean 200 stops the run. ``extra``
+    headers replace or add to the JSON ones; returns the answer's body."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -34,9 +37,11 @@ async def _post(app: Any, path: str, body: bytes) -> None:
 
     headers = [
         (b"host", b"localhost"),  # the Host allowlist answers loopback names only
-        (b"content-type", b"application/json"),
         (b"content-length", b"%d" % len(body)),
+        *extra,
     ]
+    if not any(name == b"content-type" for name, _ in extra):
+        headers.append((b"content-type", b"application/json"))
     scope = {
         "type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b"",
         "http_version": "1.1", "scheme": "http", "root_path": "",
@@ -45,6 +50,7 @@ async def _post(app: Any, path: str, body: bytes) -> None:
     await app(scope, receive, send)
     if sent[0]["status"] != 200 or b'"error"' in sent[1].get("body", b""):
         raise RuntimeError(f"{path}: {sent[0]['status']} {sent[1].get('body', b'')[:300]!r}")
+    return bytes(sent[1].get("body", b""))
 
 
 async def _measure(run: Callable[[], Awaitable[None]], units: int) -> tuple[float, float]:
