@@ -40,7 +40,7 @@ def _model(models_dir: Path) -> Model:
     return next((m for m in models if m.name == "elec-demand"), models[0])
 
 
-async def in_process(models_dir: Path, model: Model) -> dict[str, float]:
+async def in_process(models_dir: Path, model: Model, requests: int = 20) -> dict[str, float]:
     """CPU and calls per stream through the app, and the columnar profile."""
     from service.app import create_app
     from service.protocol.columns import parse_columns
@@ -65,7 +65,7 @@ async def in_process(models_dir: Path, model: Model) -> dict[str, float]:
 
     def runner(path: str, body: Any) -> Any:
         async def run() -> None:
-            for _ in range(20):
+            for _ in range(requests):
                 step[0] += 1
                 await _send(app, path, body(step[0]))
 
@@ -85,10 +85,10 @@ async def in_process(models_dir: Path, model: Model) -> dict[str, float]:
             ):
                 step[0] += 1
                 await _send(app, path, body(step[0]))  # the streams exist: the lane runs
-                cpu, calls = await _measure(runner(path, body), 20 * STREAMS)
+                cpu, calls = await _measure(runner(path, body), requests * STREAMS)
                 out[f"{form}_{detail}_cpu_us_per_stream"] = cpu
                 out[f"{form}_{detail}_calls_per_stream"] = calls
-        # The profile of one columnar full request, part by part (CPU time, 20 requests).
+        # The profile of one columnar full request, part by part (CPU time).
         m = app.state.service.model(model.name)
         ort_total = [0.0]
         run = m.runtime.run
@@ -104,7 +104,7 @@ async def in_process(models_dir: Path, model: Model) -> dict[str, float]:
         from service.protocol.answers import dumps
 
         parse = lane = ort_s = answer = 0.0
-        for _ in range(20):
+        for _ in range(requests):
             step[0] += 1
             raw = columns_request(model, ids, step[0], "full")
             c0 = time.process_time()
@@ -121,7 +121,7 @@ async def in_process(models_dir: Path, model: Model) -> dict[str, float]:
             parse += c1 - c0
             lane += c2 - c1
             answer += c3 - c2
-        per = 1e6 / (20 * STREAMS)
+        per = 1e6 / (requests * STREAMS)
         out["profile_parse_us"] = parse * per
         out["profile_ort_us"] = ort_s * per
         out["profile_lane_us"] = lane * per - out["profile_ort_us"]
