@@ -173,7 +173,7 @@ class ColumnsBody(BaseModel):
                     "stream_ids": ["a", "b"],
                     "ts": 1401580800,
                     "seqs": [17, 17],
-                    "values": [[1.0, 2.0], [3.0, None]],
+                    "values": [[1.0, 2.0], [3.0, 4.0]],
                     "forecast": "none",
                 }
             ]

@@ -223,3 +223,38 @@ def test_binary_form_equals_json_form(serve: Callable[..., LiveServer], models_d
             },
         )
         assert r.status_code == 422 and "stream_ids tensor is required" in r.text
+
+
+def test_schema_example_accepted_and_violations_refused_by_both(client: httpx.Client) -> None:
+    import copy
+
+    from pydantic import ValidationError
+
+    from service.protocol.bodies import ColumnsBody
+
+    (example,) = ColumnsBody.model_json_schema()["examples"]
+    r = _post(client, example)
+    assert r.status_code == 200 and r.json()["errors"] == []
+    ColumnsAnswer.model_validate(r.json())
+    changes: list[tuple[str, Any]] = [
+        ("stream_ids", ["a", "b/c"]),
+        ("stream_ids", ["a", 7]),
+        ("ts", True),
+        ("ts", [1401580800, None]),
+        ("seqs", [1, -1]),
+        ("seqs", [1, True]),
+        ("values", [[1.0, 2.0], [3.0, "4"]]),
+        ("values", [[1.0, 2.0], "3,4"]),
+        ("forecast", "all"),
+        ("unknown", 1),
+    ]
+    for key, value in changes:
+        body = copy.deepcopy(example)
+        body["seqs"] = [s + 1 for s in body["seqs"]]  # fresh steps: only the change fails
+        body[key] = value
+        with pytest.raises(ValidationError):
+            ColumnsBody.model_validate(body)
+        r = _post(client, body)
+        # The whole request (a bad column), or the one bad row (its own error).
+        refused = r.status_code in (400, 422) or 422 in r.json().get("status", [])
+        assert refused, (key, value, r.text)
