@@ -160,6 +160,7 @@ class Batcher:
         self._metrics = metrics
         self._queue: deque[Item] = deque()
         self._rows = 0  # rows x time steps queued (a block counts its streams, a history T)
+        self._lone = 0  # lone rows at the front of the queue (submit puts them there)
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -177,6 +178,7 @@ class Batcher:
         while self._queue:
             self._queue.popleft().fail(err)
         self._rows = 0
+        self._lone = 0
 
     def submit(self, items: list[Item]) -> asyncio.Future[None]:
         """Queue items; the returned future completes when all have results."""
@@ -198,7 +200,14 @@ class Batcher:
         group = Group(future, len(items))
         for item in items:
             item.group = group
-        self._queue.extend(items)
+        if len(items) == 1 and items[0].x is None and items[0].cost == 1:
+            # A lone row (a single observation) goes after the other lone rows but before
+            # the queued blocks of bulk requests: it joins the next ORT call, so a bulk
+            # producer cannot make single requests wait behind its whole backlog.
+            self._queue.insert(self._lone, items[0])
+            self._lone += 1
+        else:
+            self._queue.extend(items)
         self._rows += rows
         self._metrics.queue_depth.set(self._rows)
         wakeup = self._wakeup
@@ -222,6 +231,7 @@ class Batcher:
             batch.append(queue.popleft())
             rows += nxt.n
         self._rows -= rows
+        self._lone -= min(self._lone, len(batch))  # the front items went first
         return batch
 
     def _gather(self, batch: list[Item]) -> tuple[np.ndarray, np.ndarray]:
