@@ -201,9 +201,8 @@ class Batcher:
         for item in items:
             item.group = group
         if len(items) == 1 and items[0].x is None and items[0].cost == 1:
-            # A lone row (a single observation) goes after the other lone rows but before
-            # the queued blocks of bulk requests: it joins the next ORT call, so a bulk
-            # producer cannot make single requests wait behind its whole backlog.
+            # A lone row (one observation) goes after the other lone rows, before bulk
+            # blocks: it joins the next ORT call whatever backlog a bulk producer left.
             self._queue.insert(self._lone, items[0])
             self._lone += 1
         else:
