@@ -177,8 +177,7 @@ class Batcher:
         err = Unavailable("the service is shutting down", code="shutting_down")
         while self._queue:
             self._queue.popleft().fail(err)
-        self._rows = 0
-        self._lone = 0
+        self._rows = self._lone = 0
 
     def submit(self, items: list[Item]) -> asyncio.Future[None]:
         """Queue items; the returned future completes when all have results."""
