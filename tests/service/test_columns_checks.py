@@ -258,3 +258,14 @@ def test_schema_example_accepted_and_violations_refused_by_both(client: httpx.Cl
         # The whole request (a bad column), or the one bad row (its own error).
         refused = r.status_code in (400, 422) or 422 in r.json().get("status", [])
         assert refused, (key, value, r.text)
+
+
+def test_answer_size_cap_refuses_before_any_work(serve: Callable[..., LiveServer]) -> None:
+    server = serve(max_answer_bytes=100_000)
+    ids = [f"cap-{k}" for k in range(200)]
+    body = {"stream_ids": ids, "ts": 1401580800, "values": [[1.0, 2.0]] * 200}
+    with httpx.Client(base_url=server.url) as c:
+        r = _post(c, body)  # 200 full forecasts could exceed 100 kB
+        assert r.status_code == 413 and r.json()["error"]["code"] == "answer_too_large"
+        assert c.get(f"/v1/models/{SENSOR}/streams/cap-0").status_code == 404
+        assert _post(c, {**body, "forecast": "none"}).status_code == 200
