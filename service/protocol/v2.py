@@ -31,7 +31,7 @@ from service.protocol.requests import (
     WireSpec,
     parse_observations,
 )
-from service.protocol.v2_tensors import Output, Tensor, encode_bytes
+from service.protocol.v2_tensors import Output, Tensor, encode_json_strings
 
 SERVER_NAME = "lstm-forecast"
 PLATFORM = "lstm_forecast_onnxruntime"  # a stateful forecaster, not a bare ONNX graph
@@ -144,19 +144,13 @@ class V2Model:
             (QUANTILES, "FP32", (q,)),
         )
         self._quantiles = np.asarray(quantiles, dtype=np.float32)
-        self._ts_cache: dict[str, tuple[list[str], bytes]] = {}
+        # Per model, not per request: each output's (datatype, shape), the metadata body.
+        self.output_meta = {name: (datatype, shape) for name, datatype, shape in self.outputs}
+        self._metadata = _metadata_body(name, version, self.inputs, self.outputs)
+        self._ts_raw: dict[str, bytes] = {}
 
     def metadata(self) -> Body:
-        def meta(t: tuple[str, str, tuple[int, ...]]) -> Body:
-            return {"name": t[0], "datatype": t[1], "shape": list(t[2])}
-
-        return {
-            "name": self.name,
-            "versions": [self.version],
-            "platform": PLATFORM,
-            "inputs": [meta(t) for t in self.inputs],
-            "outputs": [meta(t) for t in self.outputs],
-        }
+        return self._metadata
 
     # -- requests ----------------------------------------------------------------------
 
@@ -233,7 +227,7 @@ class V2Model:
             params["duplicate"] = body["duplicate"]
         if body.get("seq") is not None:
             params["sequence_seq"] = body["seq"]
-        meta = {name: (datatype, shape) for name, datatype, shape in self.outputs}
+        meta = self.output_meta
         out: list[Output] = []
         for name in names:
             datatype, shape = meta[name]
@@ -241,20 +235,38 @@ class V2Model:
                 out.append(Output(name, datatype, shape, forecast["values"]))
             elif name == QUANTILES:
                 out.append(Output(name, datatype, shape, self._quantiles))
-            else:
-                texts, raw = self._forecast_ts(body["ts"], forecast["ts"])
-                out.append(Output(name, datatype, shape, texts, raw))
+            else:  # the timestamps: /v1's JSON list as it is, and its raw layout
+                fragment = forecast["ts"]
+                raw = self._raw_ts(body["ts"], fragment)
+                out.append(Output(name, datatype, shape, fragment, raw))
         return params, out
 
-    def _forecast_ts(self, ts: str, fragment: orjson.Fragment) -> tuple[list[str], bytes]:
-        # Many streams answer for the same tick: the decoded and encoded lists are kept.
-        hit = self._ts_cache.get(ts)
-        if hit is None:
-            if len(self._ts_cache) >= 4096:
-                self._ts_cache.clear()
-            texts: list[str] = orjson.loads(orjson.dumps(fragment))  # its JSON text
-            hit = self._ts_cache[ts] = (texts, encode_bytes(texts))
-        return hit
+    def _raw_ts(self, ts: str, fragment: orjson.Fragment) -> bytes:
+        # Many streams answer for the same tick: the raw layout is kept per tick.
+        raw = self._ts_raw.get(ts)
+        if raw is None:
+            if len(self._ts_raw) >= 4096:
+                self._ts_raw.clear()
+            raw = self._ts_raw[ts] = encode_json_strings(orjson.dumps(fragment))
+        return raw
+
+
+TensorMeta = tuple[str, str, tuple[int, ...]]  # name, datatype, shape
+
+
+def _metadata_body(
+    name: str, version: str, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta]
+) -> Body:
+    def meta(t: TensorMeta) -> Body:
+        return {"name": t[0], "datatype": t[1], "shape": list(t[2])}
+
+    return {
+        "name": name,
+        "versions": [version],
+        "platform": PLATFORM,
+        "inputs": [meta(t) for t in inputs],
+        "outputs": [meta(t) for t in outputs],
+    }
 
 
 def _ts_text(value: object, k: int) -> str:
