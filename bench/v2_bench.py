@@ -146,13 +146,13 @@ async def drive(
     perf = time.perf_counter
     t_measure = perf() + warmup
     t_end = t_measure + seconds
-    cpu: list[float] = []
+    cpu: list[float] = []  # (server, client) CPU seconds when the window opened
 
     async def run(step: Step) -> None:
         i = 0
         while (t0 := perf()) < t_end:
             if t0 >= t_measure and not cpu:
-                cpu.append(cpu_seconds(server_pid))
+                cpu.extend((cpu_seconds(server_pid), time.process_time()))
             await step(i)
             i += 1
             if t0 >= t_measure:
@@ -161,6 +161,7 @@ async def drive(
     await asyncio.gather(*(run(step) for step, _ in workers))
     # The requests that started in the window have all been answered here.
     cpu_used = cpu_seconds(server_pid) - cpu[0]
+    client_used = time.process_time() - cpu[1]  # this process: the client and its threads
     for _, close in workers:
         await close()
     lat = np.asarray(latencies)
@@ -169,6 +170,7 @@ async def drive(
         "p50_ms": float(np.percentile(lat, 50) * 1e3),
         "p99_ms": float(np.percentile(lat, 99) * 1e3),
         "server_cpu_us": cpu_used / len(lat) * 1e6,
+        "client_cpu_us": client_used / len(lat) * 1e6,
     }
 
 
@@ -200,9 +202,13 @@ async def measure(
                 row = await drive(make, concurrency, seconds, server_pid)
                 runs.append({"scenario": name, "concurrency": concurrency, "round": r, **row})
                 print(f"round {r} c={concurrency} {name}: {row['rps']:.0f} req/s, "
-                      f"p50 {row['p50_ms']:.3f} ms, server {row['server_cpu_us']:.0f} µs CPU",
-                      flush=True)  # fmt: skip
+                      f"p50 {row['p50_ms']:.3f} ms, server {row['server_cpu_us']:.0f} µs CPU, "
+                      f"client {row['client_cpu_us']:.0f} µs CPU", flush=True)  # fmt: skip
     return runs
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(np.median([x[key] for x in runs]))
 
 
 def table(runs: list[dict[str, Any]]) -> str:
@@ -212,9 +218,9 @@ def table(runs: list[dict[str, Any]]) -> str:
         return f"{med:.{digits}f} ({v[0]:.{digits}f}..{v[-1]:.{digits}f})"
 
     lines = [
-        "| scenario | conc. | req/s | p50 ms | p99 ms | server CPU µs/req | req/s vs v1 "
-        "(same client kind) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | conc. | req/s | p50 ms | p99 ms | server CPU µs/req | client CPU µs/req "
+        "| req/s vs v1 (same client kind) | p50 − v1's ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     baseline = {"raw": "v1 JSON, raw", "aiohttp": "v1 JSON, aiohttp"}
     for concurrency in (1, 16):
@@ -223,13 +229,13 @@ def table(runs: list[dict[str, Any]]) -> str:
         for name in SCENARIOS:
             rs = rows[name]
             base = baseline["raw" if "raw" in name else "aiohttp"]
-            ratio = float(np.median([x["rps"] for x in rs])) / float(
-                np.median([x["rps"] for x in rows[base]])
-            )
+            ratio = _median(rs, "rps") / _median(rows[base], "rps")
+            p50_delta = _median(rs, "p50_ms") - _median(rows[base], "p50_ms")
             lines.append(
                 f"| {name} | {concurrency} | {cell([x['rps'] for x in rs], 0)} | "
                 f"{cell([x['p50_ms'] for x in rs], 3)} | {cell([x['p99_ms'] for x in rs], 3)} | "
-                f"{cell([x['server_cpu_us'] for x in rs], 0)} | {ratio:.2f}x |"
+                f"{cell([x['server_cpu_us'] for x in rs], 0)} | "
+                f"{cell([x['client_cpu_us'] for x in rs], 0)} | {ratio:.2f}x | {p50_delta:+.3f} |"
             )
     return "\n".join(lines)
 

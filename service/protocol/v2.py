@@ -148,6 +148,8 @@ class V2Model:
         self.output_meta = {name: (datatype, shape) for name, datatype, shape in self.outputs}
         self._metadata = _metadata_body(name, version, self.inputs, self.outputs)
         self._ts_raw: dict[str, bytes] = {}
+        # The REST codec's checked JSON headers, by their bytes (protocol/v2_rest.py).
+        self.rest_plans: dict[bytes, Any] = {}
 
     def metadata(self) -> Body:
         return self._metadata

@@ -10,12 +10,12 @@ output, or ``binary_data_output: true`` on the request) follow the JSON header.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from service.errors import InvalidInput
 from service.protocol.answers import Body, dumps
 from service.protocol.requests import check_keys, load_json
-from service.protocol.v2 import MAX_NAME, InferRequest, V2Model, bounded
+from service.protocol.v2 import MAX_NAME, InferRequest, SequenceParams, V2Model, bounded
 from service.protocol.v2_tensors import MAX_DIMS, Output, Tensor, decode_raw, elements
 
 # model_name / model_version: some examples carry them; they must then match the path.
@@ -24,6 +24,10 @@ INPUT_KEYS = frozenset(("name", "shape", "datatype", "parameters", "data"))
 OUTPUT_KEYS = frozenset(("name", "parameters"))
 DATATYPES = frozenset(("FP32", "INT64", "BYTES"))
 BINARY_SIZE = frozenset(("binary_data_size",))
+# Plans of JSON headers seen before, per model: at most this many, each of a header of
+# at most this many bytes (a client chooses them), so at most 4 MiB of keys.
+MAX_PLANS = 4096
+MAX_PLANNED_HEADER = 1024
 # Which JSON values each datatype takes (exact types: a bool is not a number here).
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "FP32": (float, int, type(None)),  # null = missing, as in /v1
@@ -56,9 +60,55 @@ def header_length(value: bytes | None, body_length: int) -> int | None:
     return n
 
 
+class _Plan(NamedTuple):
+    """What a JSON header whose inputs are all binary says, checked once: the request
+    but its observations, which come from the binary data of each request."""
+
+    ident: str
+    sequence: SequenceParams
+    outputs: tuple[tuple[str, bool], ...]
+    inputs: tuple[tuple[str, str, tuple[int, ...], int, int], ...]  # + count, size
+    binary_size: int
+
+
 def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest:
+    """The request of a body. A client streaming one series in binary mode sends the
+    same JSON header every time (the values are in the binary data), so a header seen
+    before is not parsed and checked again: its plan is looked up by its bytes."""
+    if json_length is not None and json_length <= MAX_PLANNED_HEADER:
+        head = body[:json_length]
+        plan = model.rest_plans.get(head)
+        if plan is not None and len(body) == json_length + plan.binary_size:
+            return _planned(plan, memoryview(body), json_length, model)
+    request, plan = _decode(body, json_length, model)
+    if plan is not None:
+        plans = model.rest_plans
+        if len(plans) >= MAX_PLANS:
+            plans.clear()
+        plans[body[:json_length]] = plan
+    return request
+
+
+def _planned(plan: _Plan, view: memoryview, offset: int, model: V2Model) -> InferRequest:
+    tensors = []
+    for i, (name, datatype, shape, count, size) in enumerate(plan.inputs):
+        values = decode_raw(
+            datatype, view[offset : offset + size], count, f"inputs[{i}] binary data"
+        )
+        tensors.append(Tensor(name, datatype, shape, values))
+        offset += size
+    sequence = plan.sequence
+    return InferRequest(
+        plan.ident, sequence, model.observations(tensors, sequence.seq), plan.outputs
+    )
+
+
+def _decode(
+    body: bytes, json_length: int | None, model: V2Model
+) -> tuple[InferRequest, _Plan | None]:
+    """The request, and its plan when its JSON header can have one (all inputs binary)."""
     view = memoryview(body)
-    head = body if json_length is None else bytes(view[:json_length])
+    head = body if json_length is None else body[:json_length]
     data = load_json(head)
     check_fields(data, REQUEST_KEYS)
     if "model_name" in data or "model_version" in data:
@@ -76,13 +126,24 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
         raise InvalidInput("inputs: must be a non-empty list of tensors")
     offset = len(body) if json_length is None else json_length  # where binary data starts
     tensors = []
+    layout = []
     for i, raw in enumerate(raw_inputs):
         tensor, size = _input(raw, i, view, offset)
         tensors.append(tensor)
+        layout.append((tensor.name, tensor.datatype, tensor.shape, len(tensor.data), size))
         offset += size
     if offset != len(body):
         raise InvalidInput(f"body: {len(body) - offset} bytes after the tensors' binary data")
-    return model.request(ident, params, tensors, _outputs(data.get("outputs")))
+    request = model.request(ident, params, tensors, _outputs(data.get("outputs")))
+    plan = None
+    if (
+        json_length is not None
+        and json_length <= MAX_PLANNED_HEADER
+        and all("parameters" in raw and "data" not in raw for raw in raw_inputs)
+    ):
+        plan = _Plan(request.id, request.sequence, request.outputs, tuple(layout),
+                     offset - json_length)  # fmt: skip
+    return request, plan
 
 
 def _input(raw: object, i: int, view: memoryview, offset: int) -> tuple[Tensor, int]:
