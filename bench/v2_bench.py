@@ -11,12 +11,17 @@ service (one core, gRPC on), then for 1 observation per request at concurrency 1
   from the same minimal client: the two rows differ only in what the server does;
 - ``v1 JSON, aiohttp`` and ``v2 HTTP binary, tritonclient.http.aio`` (aiohttp under
   both), and ``v2 gRPC, tritonclient.grpc.aio``: what a Triton user's client gets.
+  Each of these decodes its answer into the forecast array (tritonclient's as_numpy;
+  aiohttp's ``json()`` then numpy for /v1); the raw rows read the bytes only.
 
 Each connection (or client task) is its own stream, one period per request. Prints a
 table: median of the rounds with min..max, req/s, p50/p99 latency, and the server's CPU
 time per request (every thread's, from /proc/<pid>/task/*/schedstat): on a busy
 machine req/s and latency move with the other load, the server's CPU per request much
-less, and 1e6 / (CPU µs per request) is the ceiling of one dedicated core.
+less, and 1e6 / (CPU µs per request) is the ceiling of one dedicated core. The client's
+CPU per request (this process, every thread) is beside it: server and client run on
+separate cores (bench.servers pins both, the same for every row), so whichever of the
+two columns is larger at concurrency 16 says which side limits that row's req/s.
 """
 
 from __future__ import annotations
@@ -98,9 +103,12 @@ async def _aiohttp_v1(port: int, model: Model, sid: str) -> tuple[Step, Close]:
     async def step(i: int) -> None:
         body = {"observations": [{"ts": model.ts(i), "values": model.means}]}
         async with session.post(url, json=body) as r:
-            await r.read()
             if r.status != 200:
                 raise RuntimeError(f"status {r.status}")
+            # The forecast as an array, as tritonclient's as_numpy gives it: both client
+            # rows decode their answer (aiohttp's default JSON decoder here).
+            answer = await r.json()
+            np.asarray(answer["forecast"]["values"], dtype=np.float32)
 
     return step, session.close
 
