@@ -184,6 +184,11 @@ class V2Model:
         return InferRequest(ident, sequence, obs, chosen)
 
     def observations(self, tensors: list[Tensor], seq: int | None) -> list[Obs]:
+        x, ts = self.check_tensors(tensors)
+        return self.rows(x.data, ts.data, ts.datatype, x.shape[1], seq)
+
+    def check_tensors(self, tensors: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """(INPUT, TS) once their names, datatypes and shapes are ours."""
         by_name: dict[str, Tensor] = {}
         for i, t in enumerate(tensors):
             if t.name not in (INPUT, TS):
@@ -205,10 +210,16 @@ class V2Model:
             raise InvalidInput(f"TS.datatype: must be INT64 or BYTES, got {ts.datatype:.16}")
         if ts.shape != (1, steps):
             raise InvalidInput(f"TS.shape: must be [1, {steps}] like INPUT's, got {list(ts.shape)}")
-        stamps = (
-            ts.data if ts.datatype == "INT64" else [_ts_text(b, k) for k, b in enumerate(ts.data)]
-        )
-        values = x.data
+        return x, ts
+
+    def rows(
+        self, values: Sequence[Any], stamps: Sequence[Any], ts_type: str, steps: int,
+        seq: int | None,
+    ) -> list[Obs]:  # fmt: skip
+        """The observations of checked tensors' values, through /v1's checks."""
+        if ts_type == "BYTES":
+            stamps = [_ts_text(b, k) for k, b in enumerate(stamps)]
+        n = self.n_inputs
         raw: list[dict[str, Any]] = []
         for k in range(steps):
             # NaN (v != v) is a missing value, as JSON null is; parse_one checks the rest.

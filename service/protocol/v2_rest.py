@@ -15,7 +15,15 @@ from typing import Any, NamedTuple
 from service.errors import InvalidInput
 from service.protocol.answers import Body, dumps
 from service.protocol.requests import check_keys, load_json
-from service.protocol.v2 import MAX_NAME, InferRequest, SequenceParams, V2Model, bounded
+from service.protocol.v2 import (
+    INPUT,
+    MAX_NAME,
+    TS,
+    InferRequest,
+    SequenceParams,
+    V2Model,
+    bounded,
+)
 from service.protocol.v2_tensors import MAX_DIMS, Output, Tensor, decode_raw, elements
 
 # model_name / model_version: some examples carry them; they must then match the path.
@@ -67,7 +75,10 @@ class _Plan(NamedTuple):
     ident: str
     sequence: SequenceParams
     outputs: tuple[tuple[str, bool], ...]
-    inputs: tuple[tuple[str, str, tuple[int, ...], int, int], ...]  # + count, size
+    x: tuple[int, int, int]  # INPUT's binary data: offset after the header, size, count
+    ts: tuple[int, int, int]  # TS's
+    ts_type: str
+    steps: int
     binary_size: int
 
 
@@ -79,7 +90,7 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
         head = body[:json_length]
         plan = model.rest_plans.get(head)
         if plan is not None and len(body) == json_length + plan.binary_size:
-            return _planned(plan, memoryview(body), json_length, model)
+            return _planned(plan, memoryview(body)[json_length:], model)
     request, plan = _decode(body, json_length, model)
     if plan is not None:
         plans = model.rest_plans
@@ -89,18 +100,15 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
     return request
 
 
-def _planned(plan: _Plan, view: memoryview, offset: int, model: V2Model) -> InferRequest:
-    tensors = []
-    for i, (name, datatype, shape, count, size) in enumerate(plan.inputs):
-        values = decode_raw(
-            datatype, view[offset : offset + size], count, f"inputs[{i}] binary data"
-        )
-        tensors.append(Tensor(name, datatype, shape, values))
-        offset += size
+def _planned(plan: _Plan, data: memoryview, model: V2Model) -> InferRequest:
+    """A planned request from its binary data (``data``: what follows the header)."""
+    at, size, count = plan.x
+    values = decode_raw("FP32", data[at : at + size], count, "INPUT binary data")
+    at, size, count = plan.ts
+    stamps = decode_raw(plan.ts_type, data[at : at + size], count, "TS binary data")
     sequence = plan.sequence
-    return InferRequest(
-        plan.ident, sequence, model.observations(tensors, sequence.seq), plan.outputs
-    )
+    obs = model.rows(values, stamps, plan.ts_type, plan.steps, sequence.seq)
+    return InferRequest(plan.ident, sequence, obs, plan.outputs)
 
 
 def _decode(
@@ -126,11 +134,11 @@ def _decode(
         raise InvalidInput("inputs: must be a non-empty list of tensors")
     offset = len(body) if json_length is None else json_length  # where binary data starts
     tensors = []
-    layout = []
+    layout = {}  # name: (offset after the header, size, count)
     for i, raw in enumerate(raw_inputs):
         tensor, size = _input(raw, i, view, offset)
         tensors.append(tensor)
-        layout.append((tensor.name, tensor.datatype, tensor.shape, len(tensor.data), size))
+        layout[tensor.name] = (offset - (json_length or 0), size, len(tensor.data))
         offset += size
     if offset != len(body):
         raise InvalidInput(f"body: {len(body) - offset} bytes after the tensors' binary data")
@@ -140,9 +148,10 @@ def _decode(
         json_length is not None
         and json_length <= MAX_PLANNED_HEADER
         and all("parameters" in raw and "data" not in raw for raw in raw_inputs)
-    ):
-        plan = _Plan(request.id, request.sequence, request.outputs, tuple(layout),
-                     offset - json_length)  # fmt: skip
+    ):  # all binary; request() checked that they are INPUT and TS, once each
+        x, ts = model.check_tensors(tensors)
+        plan = _Plan(request.id, request.sequence, request.outputs, layout[INPUT], layout[TS],
+                     ts.datatype, x.shape[1], offset - json_length)  # fmt: skip
     return request, plan
 
 
