@@ -75,8 +75,9 @@ class _Plan(NamedTuple):
     ident: str
     sequence: SequenceParams
     outputs: tuple[tuple[str, bool], ...]
-    x: tuple[int, int, int]  # INPUT's binary data: offset after the header, size, count
-    ts: tuple[int, int, int]  # TS's
+    # INPUT's binary data: offset after the header, size, count, and its name in errors
+    x: tuple[int, int, int, str]
+    ts: tuple[int, int, int, str]  # TS's
     ts_type: str
     steps: int
     binary_size: int
@@ -102,10 +103,10 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
 
 def _planned(plan: _Plan, data: memoryview, model: V2Model) -> InferRequest:
     """A planned request from its binary data (``data``: what follows the header)."""
-    at, size, count = plan.x
-    values = decode_raw("FP32", data[at : at + size], count, "INPUT binary data")
-    at, size, count = plan.ts
-    stamps = decode_raw(plan.ts_type, data[at : at + size], count, "TS binary data")
+    at, size, count, where = plan.x
+    values = decode_raw("FP32", data[at : at + size], count, where)
+    at, size, count, where = plan.ts
+    stamps = decode_raw(plan.ts_type, data[at : at + size], count, where)
     sequence = plan.sequence
     obs = model.rows(values, stamps, plan.ts_type, plan.steps, sequence.seq)
     return InferRequest(plan.ident, sequence, obs, plan.outputs)
@@ -134,11 +135,12 @@ def _decode(
         raise InvalidInput("inputs: must be a non-empty list of tensors")
     offset = len(body) if json_length is None else json_length  # where binary data starts
     tensors = []
-    layout = {}  # name: (offset after the header, size, count)
+    layout = {}  # name: (offset after the header, size, count, as errors name it)
     for i, raw in enumerate(raw_inputs):
         tensor, size = _input(raw, i, view, offset)
         tensors.append(tensor)
-        layout[tensor.name] = (offset - (json_length or 0), size, len(tensor.data))
+        where = f"inputs[{i}] binary data"  # as _input names it
+        layout[tensor.name] = (offset - (json_length or 0), size, len(tensor.data), where)
         offset += size
     if offset != len(body):
         raise InvalidInput(f"body: {len(body) - offset} bytes after the tensors' binary data")

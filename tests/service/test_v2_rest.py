@@ -237,3 +237,32 @@ def test_a_header_seen_before_is_checked_against_each_body(
         r = client.post(INFER, content=content, headers=length)
         assert r.status_code == 400 and text in r.json()["error"], r.text
     assert client.get(f"/v1/models/{SENSOR}/streams/planned").json()["count"] == 2
+
+
+def test_a_planned_header_names_bad_binary_data_as_the_first_parse_does(
+    models_dir: Path, client: httpx.Client
+) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 1)
+    n = values.shape[1]
+    stamp = iso(seconds[0]).encode()
+    ts_raw = struct.pack("<I", len(stamp)) + stamp
+    header = {
+        "inputs": [
+            {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
+             "parameters": {"binary_data_size": 4 * n}},
+            {"name": "TS", "shape": [1, 1], "datatype": "BYTES",
+             "parameters": {"binary_data_size": len(ts_raw)}},
+        ],
+        "parameters": {"sequence_id": "planned-bytes"},
+    }  # fmt: skip
+    head = json.dumps(header).encode()
+    length = {"Inference-Header-Content-Length": str(len(head))}
+    x = values[0].astype("<f4").tobytes()
+    bad = struct.pack("<I", len(stamp) + 1) + stamp  # claims one byte more than there is
+    first = client.post(INFER, content=head + x + bad, headers=length)  # parsed in full
+    good = client.post(INFER, content=head + x + ts_raw, headers=length)  # plans the header
+    again = client.post(INFER, content=head + x + bad, headers=length)  # the plan's path
+    assert good.status_code == 200, good.text
+    assert first.status_code == again.status_code == 400
+    assert first.json() == again.json()
+    assert "inputs[1] binary data: element 0 runs past the data" in again.json()["error"]
