@@ -82,21 +82,26 @@ def test_json_answer_matches_v1_and_a_retry_is_a_duplicate(
     assert again.json()["outputs"] == first.json()["outputs"]
 
 
+def binary_head(n: int, ts_type: str = "INT64", ts_size: int = 8, **rest: Any) -> bytes:
+    """A JSON header for one step in binary mode (INPUT, then TS), plus ``rest``."""
+    inputs = [
+        {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
+         "parameters": {"binary_data_size": 4 * n}},
+        {"name": "TS", "shape": [1, 1], "datatype": ts_type,
+         "parameters": {"binary_data_size": ts_size}},
+    ]  # fmt: skip
+    return json.dumps({"inputs": inputs, **rest}).encode()
+
+
 def test_binary_layout_by_hand(models_dir: Path, client: httpx.Client) -> None:
     seconds, values = held_out(models_dir, SENSOR, 1)
     n = values.shape[1]
-    header = {
-        "inputs": [
-            {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
-             "parameters": {"binary_data_size": 4 * n}},
-            {"name": "TS", "shape": [1, 1], "datatype": "INT64",
-             "parameters": {"binary_data_size": 8}},
-        ],
-        "parameters": {"sequence_id": 99},
-        "outputs": [{"name": "FORECAST_TS", "parameters": {"binary_data": True}},
-                    {"name": "FORECAST"}],
-    }  # fmt: skip
-    head = json.dumps(header).encode()
+    head = binary_head(
+        n,
+        parameters={"sequence_id": 99},
+        outputs=[{"name": "FORECAST_TS", "parameters": {"binary_data": True}},
+                 {"name": "FORECAST"}],
+    )  # fmt: skip
     raw = head + values.astype("<f4").tobytes() + struct.pack("<q", int(seconds[0]))
     r = client.post(INFER, content=raw, headers={"Inference-Header-Content-Length": str(len(head))})
     assert r.status_code == 200, r.text
@@ -199,16 +204,7 @@ def test_a_header_seen_before_is_checked_against_each_body(
     request's own."""
     seconds, values = held_out(models_dir, SENSOR, 3)
     n = values.shape[1]
-    header = {
-        "inputs": [
-            {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
-             "parameters": {"binary_data_size": 4 * n}},
-            {"name": "TS", "shape": [1, 1], "datatype": "INT64",
-             "parameters": {"binary_data_size": 8}},
-        ],
-        "parameters": {"sequence_id": "planned", "binary_data_output": False},
-    }  # fmt: skip
-    head = json.dumps(header).encode()
+    head = binary_head(n, parameters={"sequence_id": "planned", "binary_data_output": False})
     length = {"Inference-Header-Content-Length": str(len(head))}
 
     def data(k: int) -> bytes:
@@ -246,16 +242,7 @@ def test_a_planned_header_names_bad_binary_data_as_the_first_parse_does(
     n = values.shape[1]
     stamp = iso(seconds[0]).encode()
     ts_raw = struct.pack("<I", len(stamp)) + stamp
-    header = {
-        "inputs": [
-            {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
-             "parameters": {"binary_data_size": 4 * n}},
-            {"name": "TS", "shape": [1, 1], "datatype": "BYTES",
-             "parameters": {"binary_data_size": len(ts_raw)}},
-        ],
-        "parameters": {"sequence_id": "planned-bytes"},
-    }  # fmt: skip
-    head = json.dumps(header).encode()
+    head = binary_head(n, "BYTES", len(ts_raw), parameters={"sequence_id": "planned-bytes"})
     length = {"Inference-Header-Content-Length": str(len(head))}
     x = values[0].astype("<f4").tobytes()
     bad = struct.pack("<I", len(stamp) + 1) + stamp  # claims one byte more than there is
