@@ -73,8 +73,12 @@ class V2Http:
             if route is not None and route.v2:
                 params: Params = scope[PARAMS_KEY]
             else:
-                route, params = self._match(scope["path"], method)
+                route, params = self._match(scope["path"])
             template = route.path
+            if method != route.method:  # the guard matches path and method together
+                raise MethodNotAllowed(
+                    f"method: {method} is not allowed on this path", allow=route.method
+                )
             data, json_length = await self.handlers[route.name](params, scope, receive)
             status = 200
             if json_length is not None:
@@ -88,16 +92,12 @@ class V2Http:
             await _send(send, data, header_length)
         self.metrics.observe_http(template, method, status, time.perf_counter() - started)
 
-    def _match(self, path: str, method: str) -> tuple[Route, Params]:
-        """The route of a request the guard did not match (its method is not the
-        route's, or no guard is in front); raises 405 or 404."""
+    def _match(self, path: str) -> tuple[Route, Params]:
+        """The route of a path the guard did not match with its method (or when no
+        guard is in front); raises 404 when there is none."""
         for pattern, route in self.routes:
             match = pattern.match(path)
             if match is not None:
-                if method != route.method:
-                    raise MethodNotAllowed(
-                        f"method: {method} is not allowed on this path", allow=route.method
-                    )
                 return route, match.groupdict()
         raise NotFound(f"path: no route for {path[:256]}")
 
