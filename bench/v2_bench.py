@@ -11,12 +11,17 @@ service (one core, gRPC on), then for 1 observation per request at concurrency 1
   from the same minimal client: the two rows differ only in what the server does;
 - ``v1 JSON, aiohttp`` and ``v2 HTTP binary, tritonclient.http.aio`` (aiohttp under
   both), and ``v2 gRPC, tritonclient.grpc.aio``: what a Triton user's client gets.
+  Each of these decodes its answer into the forecast array (tritonclient's as_numpy;
+  aiohttp's ``json()`` then numpy for /v1); the raw rows read the bytes only.
 
 Each connection (or client task) is its own stream, one period per request. Prints a
 table: median of the rounds with min..max, req/s, p50/p99 latency, and the server's CPU
 time per request (every thread's, from /proc/<pid>/task/*/schedstat): on a busy
 machine req/s and latency move with the other load, the server's CPU per request much
-less, and 1e6 / (CPU µs per request) is the ceiling of one dedicated core.
+less, and 1e6 / (CPU µs per request) is the ceiling of one dedicated core. The client's
+CPU per request (this process, every thread) is beside it: server and client run on
+separate cores (bench.servers pins both, the same for every row), so whichever of the
+two columns is larger at concurrency 16 says which side limits that row's req/s.
 """
 
 from __future__ import annotations
@@ -98,9 +103,12 @@ async def _aiohttp_v1(port: int, model: Model, sid: str) -> tuple[Step, Close]:
     async def step(i: int) -> None:
         body = {"observations": [{"ts": model.ts(i), "values": model.means}]}
         async with session.post(url, json=body) as r:
-            await r.read()
             if r.status != 200:
                 raise RuntimeError(f"status {r.status}")
+            # The forecast as an array, as tritonclient's as_numpy gives it: both client
+            # rows decode their answer (aiohttp's default JSON decoder here).
+            answer = await r.json()
+            np.asarray(answer["forecast"]["values"], dtype=np.float32)
 
     return step, session.close
 
@@ -146,13 +154,13 @@ async def drive(
     perf = time.perf_counter
     t_measure = perf() + warmup
     t_end = t_measure + seconds
-    cpu: list[float] = []
+    cpu: list[float] = []  # (server, client) CPU seconds when the window opened
 
     async def run(step: Step) -> None:
         i = 0
         while (t0 := perf()) < t_end:
             if t0 >= t_measure and not cpu:
-                cpu.append(cpu_seconds(server_pid))
+                cpu.extend((cpu_seconds(server_pid), time.process_time()))
             await step(i)
             i += 1
             if t0 >= t_measure:
@@ -161,6 +169,7 @@ async def drive(
     await asyncio.gather(*(run(step) for step, _ in workers))
     # The requests that started in the window have all been answered here.
     cpu_used = cpu_seconds(server_pid) - cpu[0]
+    client_used = time.process_time() - cpu[1]  # this process: the client and its threads
     for _, close in workers:
         await close()
     lat = np.asarray(latencies)
@@ -169,6 +178,7 @@ async def drive(
         "p50_ms": float(np.percentile(lat, 50) * 1e3),
         "p99_ms": float(np.percentile(lat, 99) * 1e3),
         "server_cpu_us": cpu_used / len(lat) * 1e6,
+        "client_cpu_us": client_used / len(lat) * 1e6,
     }
 
 
@@ -200,9 +210,13 @@ async def measure(
                 row = await drive(make, concurrency, seconds, server_pid)
                 runs.append({"scenario": name, "concurrency": concurrency, "round": r, **row})
                 print(f"round {r} c={concurrency} {name}: {row['rps']:.0f} req/s, "
-                      f"p50 {row['p50_ms']:.3f} ms, server {row['server_cpu_us']:.0f} µs CPU",
-                      flush=True)  # fmt: skip
+                      f"p50 {row['p50_ms']:.3f} ms, server {row['server_cpu_us']:.0f} µs CPU, "
+                      f"client {row['client_cpu_us']:.0f} µs CPU", flush=True)  # fmt: skip
     return runs
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(np.median([x[key] for x in runs]))
 
 
 def table(runs: list[dict[str, Any]]) -> str:
@@ -212,9 +226,9 @@ def table(runs: list[dict[str, Any]]) -> str:
         return f"{med:.{digits}f} ({v[0]:.{digits}f}..{v[-1]:.{digits}f})"
 
     lines = [
-        "| scenario | conc. | req/s | p50 ms | p99 ms | server CPU µs/req | req/s vs v1 "
-        "(same client kind) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | conc. | req/s | p50 ms | p99 ms | server CPU µs/req | client CPU µs/req "
+        "| req/s vs v1 (same client kind) | p50 − v1's ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     baseline = {"raw": "v1 JSON, raw", "aiohttp": "v1 JSON, aiohttp"}
     for concurrency in (1, 16):
@@ -223,13 +237,13 @@ def table(runs: list[dict[str, Any]]) -> str:
         for name in SCENARIOS:
             rs = rows[name]
             base = baseline["raw" if "raw" in name else "aiohttp"]
-            ratio = float(np.median([x["rps"] for x in rs])) / float(
-                np.median([x["rps"] for x in rows[base]])
-            )
+            ratio = _median(rs, "rps") / _median(rows[base], "rps")
+            p50_delta = _median(rs, "p50_ms") - _median(rows[base], "p50_ms")
             lines.append(
                 f"| {name} | {concurrency} | {cell([x['rps'] for x in rs], 0)} | "
                 f"{cell([x['p50_ms'] for x in rs], 3)} | {cell([x['p99_ms'] for x in rs], 3)} | "
-                f"{cell([x['server_cpu_us'] for x in rs], 0)} | {ratio:.2f}x |"
+                f"{cell([x['server_cpu_us'] for x in rs], 0)} | "
+                f"{cell([x['client_cpu_us'] for x in rs], 0)} | {ratio:.2f}x | {p50_delta:+.3f} |"
             )
     return "\n".join(lines)
 

@@ -31,7 +31,7 @@ from service.protocol.requests import (
     WireSpec,
     parse_observations,
 )
-from service.protocol.v2_tensors import Output, Tensor, encode_bytes
+from service.protocol.v2_tensors import Output, Tensor, encode_json_strings
 
 SERVER_NAME = "lstm-forecast"
 PLATFORM = "lstm_forecast_onnxruntime"  # a stateful forecaster, not a bare ONNX graph
@@ -144,19 +144,15 @@ class V2Model:
             (QUANTILES, "FP32", (q,)),
         )
         self._quantiles = np.asarray(quantiles, dtype=np.float32)
-        self._ts_cache: dict[str, tuple[list[str], bytes]] = {}
+        # Per model, not per request: each output's (datatype, shape), the metadata body.
+        self.output_meta = {name: (datatype, shape) for name, datatype, shape in self.outputs}
+        self._metadata = _metadata_body(name, version, self.inputs, self.outputs)
+        self._ts_raw: dict[str, bytes] = {}
+        # The REST codec's checked JSON headers, by their bytes (protocol/v2_rest.py).
+        self.rest_plans: dict[bytes, Any] = {}
 
     def metadata(self) -> Body:
-        def meta(t: tuple[str, str, tuple[int, ...]]) -> Body:
-            return {"name": t[0], "datatype": t[1], "shape": list(t[2])}
-
-        return {
-            "name": self.name,
-            "versions": [self.version],
-            "platform": PLATFORM,
-            "inputs": [meta(t) for t in self.inputs],
-            "outputs": [meta(t) for t in self.outputs],
-        }
+        return self._metadata
 
     # -- requests ----------------------------------------------------------------------
 
@@ -188,6 +184,11 @@ class V2Model:
         return InferRequest(ident, sequence, obs, chosen)
 
     def observations(self, tensors: list[Tensor], seq: int | None) -> list[Obs]:
+        x, ts = self.check_tensors(tensors)
+        return self.rows(x.data, ts.data, ts.datatype, x.shape[1], seq)
+
+    def check_tensors(self, tensors: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """(INPUT, TS) once their names, datatypes and shapes are ours."""
         by_name: dict[str, Tensor] = {}
         for i, t in enumerate(tensors):
             if t.name not in (INPUT, TS):
@@ -209,10 +210,16 @@ class V2Model:
             raise InvalidInput(f"TS.datatype: must be INT64 or BYTES, got {ts.datatype:.16}")
         if ts.shape != (1, steps):
             raise InvalidInput(f"TS.shape: must be [1, {steps}] like INPUT's, got {list(ts.shape)}")
-        stamps = (
-            ts.data if ts.datatype == "INT64" else [_ts_text(b, k) for k, b in enumerate(ts.data)]
-        )
-        values = x.data
+        return x, ts
+
+    def rows(
+        self, values: Sequence[Any], stamps: Sequence[Any], ts_type: str, steps: int,
+        seq: int | None,
+    ) -> list[Obs]:  # fmt: skip
+        """The observations of checked tensors' values, through /v1's checks."""
+        if ts_type == "BYTES":
+            stamps = [_ts_text(b, k) for k, b in enumerate(stamps)]
+        n = self.n_inputs
         raw: list[dict[str, Any]] = []
         for k in range(steps):
             # NaN (v != v) is a missing value, as JSON null is; parse_one checks the rest.
@@ -233,7 +240,7 @@ class V2Model:
             params["duplicate"] = body["duplicate"]
         if body.get("seq") is not None:
             params["sequence_seq"] = body["seq"]
-        meta = {name: (datatype, shape) for name, datatype, shape in self.outputs}
+        meta = self.output_meta
         out: list[Output] = []
         for name in names:
             datatype, shape = meta[name]
@@ -241,20 +248,38 @@ class V2Model:
                 out.append(Output(name, datatype, shape, forecast["values"]))
             elif name == QUANTILES:
                 out.append(Output(name, datatype, shape, self._quantiles))
-            else:
-                texts, raw = self._forecast_ts(body["ts"], forecast["ts"])
-                out.append(Output(name, datatype, shape, texts, raw))
+            else:  # the timestamps: /v1's JSON list as it is, and its raw layout
+                fragment = forecast["ts"]
+                raw = self._raw_ts(body["ts"], fragment)
+                out.append(Output(name, datatype, shape, fragment, raw))
         return params, out
 
-    def _forecast_ts(self, ts: str, fragment: orjson.Fragment) -> tuple[list[str], bytes]:
-        # Many streams answer for the same tick: the decoded and encoded lists are kept.
-        hit = self._ts_cache.get(ts)
-        if hit is None:
-            if len(self._ts_cache) >= 4096:
-                self._ts_cache.clear()
-            texts: list[str] = orjson.loads(orjson.dumps(fragment))  # its JSON text
-            hit = self._ts_cache[ts] = (texts, encode_bytes(texts))
-        return hit
+    def _raw_ts(self, ts: str, fragment: orjson.Fragment) -> bytes:
+        # Many streams answer for the same tick: the raw layout is kept per tick.
+        raw = self._ts_raw.get(ts)
+        if raw is None:
+            if len(self._ts_raw) >= 4096:
+                self._ts_raw.clear()
+            raw = self._ts_raw[ts] = encode_json_strings(orjson.dumps(fragment))
+        return raw
+
+
+TensorMeta = tuple[str, str, tuple[int, ...]]  # name, datatype, shape
+
+
+def _metadata_body(
+    name: str, version: str, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta]
+) -> Body:
+    def meta(t: TensorMeta) -> Body:
+        return {"name": t[0], "datatype": t[1], "shape": list(t[2])}
+
+    return {
+        "name": name,
+        "versions": [version],
+        "platform": PLATFORM,
+        "inputs": [meta(t) for t in inputs],
+        "outputs": [meta(t) for t in outputs],
+    }
 
 
 def _ts_text(value: object, k: int) -> str:

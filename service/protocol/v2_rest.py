@@ -10,12 +10,20 @@ output, or ``binary_data_output: true`` on the request) follow the JSON header.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from service.errors import InvalidInput
 from service.protocol.answers import Body, dumps
 from service.protocol.requests import check_keys, load_json
-from service.protocol.v2 import MAX_NAME, InferRequest, V2Model, bounded
+from service.protocol.v2 import (
+    INPUT,
+    MAX_NAME,
+    TS,
+    InferRequest,
+    SequenceParams,
+    V2Model,
+    bounded,
+)
 from service.protocol.v2_tensors import MAX_DIMS, Output, Tensor, decode_raw, elements
 
 # model_name / model_version: some examples carry them; they must then match the path.
@@ -24,6 +32,10 @@ INPUT_KEYS = frozenset(("name", "shape", "datatype", "parameters", "data"))
 OUTPUT_KEYS = frozenset(("name", "parameters"))
 DATATYPES = frozenset(("FP32", "INT64", "BYTES"))
 BINARY_SIZE = frozenset(("binary_data_size",))
+# Plans of JSON headers seen before, per model: at most this many, each of a header of
+# at most this many bytes (a client chooses them), so at most 4 MiB of keys.
+MAX_PLANS = 4096
+MAX_PLANNED_HEADER = 1024
 # Which JSON values each datatype takes (exact types: a bool is not a number here).
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "FP32": (float, int, type(None)),  # null = missing, as in /v1
@@ -56,9 +68,56 @@ def header_length(value: bytes | None, body_length: int) -> int | None:
     return n
 
 
+class _Plan(NamedTuple):
+    """What a JSON header whose inputs are all binary says, checked once: the request
+    but its observations, which come from the binary data of each request."""
+
+    ident: str
+    sequence: SequenceParams
+    outputs: tuple[tuple[str, bool], ...]
+    # INPUT's binary data: offset after the header, size, count, and its name in errors
+    x: tuple[int, int, int, str]
+    ts: tuple[int, int, int, str]  # TS's
+    ts_type: str
+    steps: int
+    binary_size: int
+
+
 def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest:
+    """The request of a body. A client streaming one series in binary mode sends the
+    same JSON header every time (the values are in the binary data), so a header seen
+    before is not parsed and checked again: its plan is looked up by its bytes."""
+    if json_length is not None and json_length <= MAX_PLANNED_HEADER:
+        head = body[:json_length]
+        plan = model.rest_plans.get(head)
+        if plan is not None and len(body) == json_length + plan.binary_size:
+            return _planned(plan, memoryview(body)[json_length:], model)
+    request, plan = _decode(body, json_length, model)
+    if plan is not None:
+        plans = model.rest_plans
+        if len(plans) >= MAX_PLANS:
+            plans.clear()
+        plans[body[:json_length]] = plan
+    return request
+
+
+def _planned(plan: _Plan, data: memoryview, model: V2Model) -> InferRequest:
+    """A planned request from its binary data (``data``: what follows the header)."""
+    at, size, count, where = plan.x
+    values = decode_raw("FP32", data[at : at + size], count, where)
+    at, size, count, where = plan.ts
+    stamps = decode_raw(plan.ts_type, data[at : at + size], count, where)
+    sequence = plan.sequence
+    obs = model.rows(values, stamps, plan.ts_type, plan.steps, sequence.seq)
+    return InferRequest(plan.ident, sequence, obs, plan.outputs)
+
+
+def _decode(
+    body: bytes, json_length: int | None, model: V2Model
+) -> tuple[InferRequest, _Plan | None]:
+    """The request, and its plan when its JSON header can have one (all inputs binary)."""
     view = memoryview(body)
-    head = body if json_length is None else bytes(view[:json_length])
+    head = body if json_length is None else body[:json_length]
     data = load_json(head)
     check_fields(data, REQUEST_KEYS)
     if "model_name" in data or "model_version" in data:
@@ -76,13 +135,26 @@ def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest
         raise InvalidInput("inputs: must be a non-empty list of tensors")
     offset = len(body) if json_length is None else json_length  # where binary data starts
     tensors = []
+    layout = {}  # name: (offset after the header, size, count, as errors name it)
     for i, raw in enumerate(raw_inputs):
         tensor, size = _input(raw, i, view, offset)
         tensors.append(tensor)
+        where = f"inputs[{i}] binary data"  # as _input names it
+        layout[tensor.name] = (offset - (json_length or 0), size, len(tensor.data), where)
         offset += size
     if offset != len(body):
         raise InvalidInput(f"body: {len(body) - offset} bytes after the tensors' binary data")
-    return model.request(ident, params, tensors, _outputs(data.get("outputs")))
+    request = model.request(ident, params, tensors, _outputs(data.get("outputs")))
+    plan = None
+    if (
+        json_length is not None
+        and json_length <= MAX_PLANNED_HEADER
+        and all("parameters" in raw and "data" not in raw for raw in raw_inputs)
+    ):  # all binary; request() checked that they are INPUT and TS, once each
+        x, ts = model.check_tensors(tensors)
+        plan = _Plan(request.id, request.sequence, request.outputs, layout[INPUT], layout[TS],
+                     ts.datatype, x.shape[1], offset - json_length)  # fmt: skip
+    return request, plan
 
 
 def _input(raw: object, i: int, view: memoryview, offset: int) -> tuple[Tensor, int]:

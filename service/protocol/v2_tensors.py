@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from service.errors import InvalidInput
 
@@ -26,12 +27,13 @@ class Tensor(NamedTuple):
 
 
 class Output(NamedTuple):
-    """An output tensor: ``data`` is a float32 array, or the BYTES elements as str."""
+    """An output tensor: ``data`` is a float32 array, or the BYTES elements as str (or
+    their JSON list, pre-serialised)."""
 
     name: str
     datatype: str
     shape: tuple[int, ...]
-    data: np.ndarray | list[str]
+    data: np.ndarray | list[str] | orjson.Fragment
     raw: bytes | None = None  # BYTES pre-encoded (4-byte little-endian length + text)
 
     def raw_bytes(self) -> bytes:
@@ -73,11 +75,28 @@ def decode_bytes(raw: bytes | memoryview, count: int, where: str) -> list[bytes]
 
 
 def encode_bytes(items: Sequence[str]) -> bytes:
-    parts = []
-    for text in items:
-        data = text.encode()
-        parts.append(struct.pack("<I", len(data)) + data)
-    return b"".join(parts)
+    """BYTES elements in the raw layout: each a 4-byte little-endian length, then it."""
+    return _raw_layout([t.encode() for t in items])
+
+
+def _raw_layout(data: list[bytes]) -> bytes:
+    if not data:
+        return b""
+    if len(set(map(len, data))) == 1:  # e.g. timestamps: one prefix between them all
+        prefix = struct.pack("<I", len(data[0]))
+        return prefix + prefix.join(data)
+    return b"".join(struct.pack("<I", len(d)) + d for d in data)
+
+
+def encode_json_strings(text: bytes) -> bytes:
+    """The raw BYTES layout of a JSON list of strings, from its JSON text. Without
+    escapes (timestamps never have any) the elements are the bytes between the quotes,
+    so nothing is decoded and encoded again."""
+    if b"\\" in text:
+        return encode_bytes(orjson.loads(text))
+    if text == b"[]":
+        return b""
+    return _raw_layout(text[2:-2].split(b'","'))
 
 
 def elements(shape: Sequence[int], where: str) -> int:

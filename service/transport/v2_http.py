@@ -22,12 +22,13 @@ from service.metrics import Metrics
 from service.protocol import v2_rest
 from service.protocol.answers import Body, dumps
 from service.protocol.v2 import server_metadata
+from service.transport.guard import PARAMS_KEY, ROUTE_KEY
 from service.transport.limits import UNMATCHED, read_body
 from service.transport.routes import V2_ROUTES, Route
 
-JSON = b"application/json"
-BINARY = b"application/octet-stream"  # a JSON header followed by binary tensor data
 HEADER_LENGTH = b"inference-header-content-length"
+_JSON_TYPE = (b"content-type", b"application/json")
+_BINARY_TYPE = (b"content-type", b"application/octet-stream")  # JSON header + binary data
 
 Params = dict[str, str]
 # An answer: (body, the JSON header's length when binary data follows it).
@@ -53,8 +54,9 @@ class V2Http:
             "v2_infer": self._infer,
             "v2_version_infer": self._infer,
         }
-        self.routes: list[tuple[re.Pattern[str], Route, Handler]] = [
-            (compile_path(r.path)[0], r, handlers[r.name]) for r in V2_ROUTES
+        self.handlers = handlers
+        self.routes: list[tuple[re.Pattern[str], Route]] = [
+            (compile_path(r.path)[0], r) for r in V2_ROUTES
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,36 +64,42 @@ class V2Http:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        path: str = scope["path"]
         method: str = scope["method"]
         template = UNMATCHED
-        headers: dict[str, str] = {}
-        kind = JSON
+        header_length: bytes | None = None
         try:
-            for pattern, route, handler in self.routes:
-                match = pattern.match(path)
-                if match is None:
-                    continue
-                template = route.path
-                if method != route.method:
-                    raise MethodNotAllowed(
-                        f"method: {method} is not allowed on this path", allow=route.method
-                    )
-                data, json_length = await handler(match.groupdict(), scope, receive)
-                status = 200
-                if json_length is not None:
-                    kind = BINARY
-                    headers["Inference-Header-Content-Length"] = str(json_length)
-                break
+            # The guard in front already matched path and method: no second regex pass.
+            route: Route | None = scope.get(ROUTE_KEY)
+            if route is not None and route.v2:
+                params: Params = scope[PARAMS_KEY]
             else:
-                raise NotFound(f"path: no route for {path[:256]}")
+                route, params = self._match(scope["path"])
+            template = route.path
+            if method != route.method:  # the guard matches path and method together
+                raise MethodNotAllowed(
+                    f"method: {method} is not allowed on this path", allow=route.method
+                )
+            data, json_length = await self.handlers[route.name](params, scope, receive)
+            status = 200
+            if json_length is not None:
+                header_length = b"%d" % json_length
         except _ClientGone:
             return  # nobody to answer
         except Exception as exc:
             status, error, headers = render_v2(exc)
-            data = dumps(error)
-        await _send(send, status, kind, data, headers)
+            await _send_error(send, status, dumps(error), headers)
+        else:
+            await _send(send, data, header_length)
         self.metrics.observe_http(template, method, status, time.perf_counter() - started)
+
+    def _match(self, path: str) -> tuple[Route, Params]:
+        """The route of a path the guard did not match with its method (or when no
+        guard is in front); raises 404 when there is none."""
+        for pattern, route in self.routes:
+            match = pattern.match(path)
+            if match is not None:
+                return route, match.groupdict()
+        raise NotFound(f"path: no route for {path[:256]}")
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -140,8 +148,18 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _send(send: Send, status: int, kind: bytes, data: bytes, headers: dict[str, str]) -> None:
-    raw = [(b"content-type", kind), (b"content-length", str(len(data)).encode())]
+async def _send(send: Send, data: bytes, header_length: bytes | None) -> None:
+    """A 200: JSON, or (with the JSON header's length) JSON followed by binary data."""
+    if header_length is None:
+        raw = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
+    else:
+        raw = [_BINARY_TYPE, (b"content-length", b"%d" % len(data)), (HEADER_LENGTH, header_length)]
+    await send({"type": "http.response.start", "status": 200, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _send_error(send: Send, status: int, data: bytes, headers: dict[str, str]) -> None:
+    raw = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
     raw.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": data})

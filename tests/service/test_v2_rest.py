@@ -82,21 +82,26 @@ def test_json_answer_matches_v1_and_a_retry_is_a_duplicate(
     assert again.json()["outputs"] == first.json()["outputs"]
 
 
+def binary_head(n: int, ts_type: str = "INT64", ts_size: int = 8, **rest: Any) -> bytes:
+    """A JSON header for one step in binary mode (INPUT, then TS), plus ``rest``."""
+    inputs = [
+        {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
+         "parameters": {"binary_data_size": 4 * n}},
+        {"name": "TS", "shape": [1, 1], "datatype": ts_type,
+         "parameters": {"binary_data_size": ts_size}},
+    ]  # fmt: skip
+    return json.dumps({"inputs": inputs, **rest}).encode()
+
+
 def test_binary_layout_by_hand(models_dir: Path, client: httpx.Client) -> None:
     seconds, values = held_out(models_dir, SENSOR, 1)
     n = values.shape[1]
-    header = {
-        "inputs": [
-            {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
-             "parameters": {"binary_data_size": 4 * n}},
-            {"name": "TS", "shape": [1, 1], "datatype": "INT64",
-             "parameters": {"binary_data_size": 8}},
-        ],
-        "parameters": {"sequence_id": 99},
-        "outputs": [{"name": "FORECAST_TS", "parameters": {"binary_data": True}},
-                    {"name": "FORECAST"}],
-    }  # fmt: skip
-    head = json.dumps(header).encode()
+    head = binary_head(
+        n,
+        parameters={"sequence_id": 99},
+        outputs=[{"name": "FORECAST_TS", "parameters": {"binary_data": True}},
+                 {"name": "FORECAST"}],
+    )  # fmt: skip
     raw = head + values.astype("<f4").tobytes() + struct.pack("<q", int(seconds[0]))
     r = client.post(INFER, content=raw, headers={"Inference-Header-Content-Length": str(len(head))})
     assert r.status_code == 200, r.text
@@ -189,3 +194,62 @@ def test_not_ready_is_503(serve: Any, own_models: Path) -> None:
         r = c.get(f"/v2/models/{SENSOR}/ready")
         assert r.status_code == 503 and "[model_unavailable]" in r.json()["error"]
         assert "retry-after" in r.headers
+
+
+def test_a_header_seen_before_is_checked_against_each_body(
+    models_dir: Path, client: httpx.Client
+) -> None:
+    """tritonclient sends one JSON header for every step of a stream: the service keeps
+    what it checked of it, but the values, their sizes and the body's length are each
+    request's own."""
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    n = values.shape[1]
+    head = binary_head(n, parameters={"sequence_id": "planned", "binary_data_output": False})
+    length = {"Inference-Header-Content-Length": str(len(head))}
+
+    def data(k: int) -> bytes:
+        return values[k].astype("<f4").tobytes() + struct.pack("<q", int(seconds[k]))
+
+    for k in range(2):
+        r = client.post(INFER, content=head + data(k), headers=length)
+        assert r.status_code == 200, r.text
+        ref = client.post(
+            f"/v1/models/{SENSOR}/streams/planned-ref/observations",
+            json={"observations": [{"ts": iso(seconds[k]), "values": values[k].tolist()}]},
+        ).json()
+        forecast = {o["name"]: o for o in r.json()["outputs"]}["FORECAST"]["data"]
+        np.testing.assert_allclose(
+            np.reshape(forecast, np.shape(ref["forecast"]["values"])),
+            ref["forecast"]["values"], rtol=1e-6, atol=1e-6,
+        )  # fmt: skip
+    for content, text in (
+        (head + data(2)[:-1], "past the end"),  # a byte short
+        (head + data(2) + b"xyz", "3 bytes after the tensors' binary data"),
+        (
+            head + values[2].astype("<f4").tobytes() + struct.pack("<q", -(2**62)),
+            "step[0].ts: epoch seconds out of range",
+        ),
+    ):
+        r = client.post(INFER, content=content, headers=length)
+        assert r.status_code == 400 and text in r.json()["error"], r.text
+    assert client.get(f"/v1/models/{SENSOR}/streams/planned").json()["count"] == 2
+
+
+def test_a_planned_header_names_bad_binary_data_as_the_first_parse_does(
+    models_dir: Path, client: httpx.Client
+) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 1)
+    n = values.shape[1]
+    stamp = iso(seconds[0]).encode()
+    ts_raw = struct.pack("<I", len(stamp)) + stamp
+    head = binary_head(n, "BYTES", len(ts_raw), parameters={"sequence_id": "planned-bytes"})
+    length = {"Inference-Header-Content-Length": str(len(head))}
+    x = values[0].astype("<f4").tobytes()
+    bad = struct.pack("<I", len(stamp) + 1) + stamp  # claims one byte more than there is
+    first = client.post(INFER, content=head + x + bad, headers=length)  # parsed in full
+    good = client.post(INFER, content=head + x + ts_raw, headers=length)  # plans the header
+    again = client.post(INFER, content=head + x + bad, headers=length)  # the plan's path
+    assert good.status_code == 200, good.text
+    assert first.status_code == again.status_code == 400
+    assert first.json() == again.json()
+    assert "inputs[1] binary data: element 0 runs past the data" in again.json()["error"]

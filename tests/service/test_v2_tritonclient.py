@@ -232,8 +232,10 @@ def test_v2_routes_and_grpc_methods_have_their_own_metric_labels(
             client.is_server_ready()
             infer(client, mode, SENSOR, seconds, values, sequence_id="metrics")
     with httpx.Client(base_url=v2server.url) as v1:
+        assert v1.post("/v2/health/live").status_code == 405  # its route's label, not <unmatched>
         counts = requests_total(v1.get("/metrics").text)
     for key in (
+        ("/v2/health/live", "POST", "405"),
         ("/v2/models/{model}/infer", "POST", "200"),
         ("/v2/health/ready", "GET", "200"),
         ("/inference.GRPCInferenceService/ModelInfer", "GRPC", "200"),
