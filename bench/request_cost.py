@@ -32,7 +32,11 @@ async def _post(app: Any, path: str, body: bytes) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+    ]
     scope = {
         "type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b"",
         "http_version": "1.1", "scheme": "http", "root_path": "",
@@ -55,11 +59,14 @@ async def _measure(run: Callable[[], Awaitable[None]], units: int) -> tuple[floa
     return cpu_us, calls / units
 
 
-async def measure(models_dir: Path, model: str, n_inputs: int) -> dict[str, float]:
+async def measure(models_dir: Path, model: str, n_inputs: int, **settings: Any) -> dict[str, float]:
+    """``settings`` override the service's (e.g. the Redis backend, for bench.redis_bench)."""
     from service.app import create_app
     from service.settings import Settings
 
-    app: Any = create_app(Settings(models_dir=models_dir, snapshot_path=None))
+    app: Any = create_app(
+        Settings(models_dir=models_dir, snapshot_path=None, auth_disabled=True, **settings)
+    )
     values = [1.0] * n_inputs
     one_path = f"/v1/models/{model}/streams/cost/observations"
     many_path = f"/v1/models/{model}/observations"

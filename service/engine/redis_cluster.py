@@ -79,12 +79,10 @@ class ClusterLink:
     ) -> list[int]:
         groups = by_slot(keys)
         calls = [
-            (
-                "EVALSHA", WRITE_SHA, len(group), *(keys[p] for p in group), size, ttl_ms,
-                _slices(records, group, size), _slices(started, group, 8),
-            )  # fmt: skip
+            ("EVALSHA", WRITE_SHA, len(group), *(keys[p] for p in group), size, ttl_ms,
+             _slices(records, group, size), _slices(started, group, 8))
             for group in groups
-        ]
+        ]  # fmt: skip
         replies = await self._run(calls)
         # Each call answers the 1-based positions it did not write, within its group.
         return [group[int(pos) - 1] + 1 for group, lost in zip(groups, replies, strict=True)

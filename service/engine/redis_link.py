@@ -111,7 +111,9 @@ class RedisLink:
     def write(
         self, keys: list[str], size: int, ttl_ms: str, records: bytes, started: bytes
     ) -> asyncio.Future[Any]:
-        return self.wire.call("EVALSHA", WRITE_SHA, len(keys), *keys, size, ttl_ms, records, started)
+        return self.wire.call(
+            "EVALSHA", WRITE_SHA, len(keys), *keys, size, ttl_ms, records, started
+        )
 
     async def versions(self, keys: list[str]) -> list[bytes]:
         return list(await self.wire.call("EVALSHA", VERSIONS_SHA, len(keys), *keys))

@@ -180,7 +180,7 @@ class RedisStateStore(MemoryStateStore):
         if n <= SMALL_WRITE:
             rand = self._random.getrandbits
             return [rand(62) + 1 for _ in range(n)]
-        return self._rng.integers(1, 2**62, size=n, dtype=np.int64).tolist()  # type: ignore[no-any-return]
+        return self._rng.integers(1, 2**62, size=n, dtype=np.int64).tolist()
 
     def _started(self, slots: list[int]) -> bytes:
         staged = self._staged

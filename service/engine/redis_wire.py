@@ -166,9 +166,7 @@ class Wire:
             _, protocol = await loop.create_unix_connection(factory, self.path)
         else:
             context = ssl.create_default_context() if self.tls else None
-            _, protocol = await loop.create_connection(
-                factory, self.host, self.port, ssl=context
-            )
+            _, protocol = await loop.create_connection(factory, self.host, self.port, ssl=context)
         return protocol
 
     async def close(self) -> None:

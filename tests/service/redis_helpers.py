@@ -44,19 +44,23 @@ class RedisServer:
         self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra: list[str] = []  # more redis-server arguments (cluster mode)
+        self.password: str | None = None  # requirepass, if set
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5
+        )
 
     def start(self) -> RedisServer:
         cmd = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", self.appendfsync,
-            "--save", "", "--logfile", str(self.dir / "redis.log"), "--daemonize", "no", *self.extra,
+            "--save", "", "--logfile", str(self.dir / "redis.log"), "--daemonize", "no",
+            *self.extra, *(["--requirepass", self.password] if self.password else []),
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20

@@ -123,6 +123,23 @@ def test_one_script_call_writes_a_whole_multi_stream_batch(
     assert 0 < ttl <= a.settings.stream_ttl_seconds
 
 
+def test_one_observation_on_a_cached_stream_is_one_round_trip(
+    models_dir: Path, serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    """The cache is trusted on a hit: no read before the step, only the conditional
+    write (a conflict would reload; the race tests below prove that path)."""
+    seconds, values = held_out(models_dir, SENSOR, 6)
+    a = replica(serve, redis_server)
+    with httpx.Client(base_url=a.url, timeout=30) as c:
+        counts = []
+        for i in range(6):
+            before = round_trips(redis_server)
+            assert post(c, "rt", [obs_body(seconds[i], values[i], seq=i)]).status_code == 200
+            counts.append(round_trips(redis_server) - before)
+    # A new stream: one read (absent) + one write; then one write per observation.
+    assert counts == [2, 1, 1, 1, 1, 1]
+
+
 def _gate_first_persist(servers: list[LiveServer]) -> threading.Barrier:
     """Hold each replica's first write until every replica has planned and stepped: both
     then write from the same stored version, so exactly one of them may win."""
