@@ -4,7 +4,7 @@ The store (redis_store.py) asks a link for five things: a conditional batch writ
 stored versions of streams, a batch read, a delete and a ping. ``RedisLink`` sends each
 to one Redis server (a primary, or a proxy) as ONE command over one pipelined
 connection (redis_wire.py); ``ClusterLink`` (redis_cluster.py) splits them by hash slot
-for a Redis Cluster. ``open_link`` picks one from the settings.
+for a Redis Cluster. The registry picks one from the settings.
 """
 
 from __future__ import annotations
@@ -136,12 +136,3 @@ class RedisLink:
 
     async def close(self) -> None:
         await self.wire.close()
-
-
-def open_link(url: str, timeout: float, cluster: bool) -> Link:
-    """The link the settings ask for (FORECAST_REDIS_CLUSTER picks the Cluster one)."""
-    if cluster:
-        from service.engine.redis_cluster import ClusterLink
-
-        return ClusterLink(url, timeout)
-    return RedisLink(url, timeout)

@@ -13,7 +13,8 @@ from typing import Any
 from service.engine import artifacts, snapshot
 from service.engine.artifacts import BrokenModel, LoadedModel
 from service.engine.model import ModelStreams
-from service.engine.redis_link import Link, open_link
+from service.engine.redis_cluster import ClusterLink
+from service.engine.redis_link import Link, RedisLink
 from service.engine.store import StateStore
 from service.errors import ModelNotFound, ModelUnavailable, NotReady
 from service.metrics import Metrics
@@ -33,9 +34,9 @@ class Registry:
         self.redis: Link | None = None
         if settings.state_backend == "redis":
             assert settings.redis_url is not None  # the settings validated it
-            self.redis = open_link(
-                settings.redis_url, settings.redis_timeout_seconds, settings.redis_cluster
-            )
+            # FORECAST_REDIS_CLUSTER: the URL is one node of a Cluster (split by slot).
+            link = ClusterLink if settings.redis_cluster else RedisLink
+            self.redis = link(settings.redis_url, settings.redis_timeout_seconds)
 
     @property
     def backend_ok(self) -> bool:
