@@ -118,6 +118,8 @@ class RedisCluster:
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", str(server.dir / "nodes.conf"),
                 "--cluster-node-timeout", "5000",
+                # Its own free bus port (the default, port + 10000, may be taken or > 65535).
+                "--cluster-port", str(free_port()),
             ]  # fmt: skip
             server.start()
         addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
