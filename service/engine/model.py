@@ -239,6 +239,9 @@ class ModelStreams:
     async def _load(self, stream_ids: list[str]) -> None:
         """Read streams this replica does not cache from the shared backend."""
         for sid, slot in await self.store.load(stream_ids):
+            # A ring kept here from before the stream moved away would score its
+            # forecasts against the wrong steps: scoring restarts with the record.
+            self.accuracy.forget(sid)
             if self.accuracy.enabled:
                 self.sampled[slot] = self.accuracy.sampled(sid)
         self.metrics.live_streams.set(len(self.store))
