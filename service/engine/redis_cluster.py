@@ -105,13 +105,7 @@ class ClusterLink:
         return int(await self.client.delete(key))
 
     async def ping(self) -> bool:
-        try:
-            await self.client.ping()
-        except Exception as exc:  # any failure of the probe means "not ready"
-            self.health.failed(exc)
-            return False
-        self.health.answered()
-        return True
+        return await self.health.probe(self.client.ping())
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from redis import exceptions as redis_errors
@@ -81,6 +82,16 @@ class BackendHealth:
             log.info("Redis state backend is back")
         self.ok = True
 
+    async def probe(self, ping: Awaitable[Any]) -> bool:
+        """Readiness probe of the backend (the requests' own calls update it too)."""
+        try:
+            await ping
+        except Exception as exc:  # any failure of the probe means "not ready"
+            self.failed(exc)
+            return False
+        self.answered()
+        return True
+
 
 class Link(Protocol):
     """What the store needs of Redis. Each call's failure raises one of REDIS_FAILURES."""
@@ -125,14 +136,7 @@ class RedisLink:
         return int(await self.wire.call("DEL", key))
 
     async def ping(self) -> bool:
-        """Readiness probe of the backend (the requests' own calls update it too)."""
-        try:
-            await self.wire.call("PING")
-        except REDIS_FAILURES as exc:
-            self.health.failed(exc)
-            return False
-        self.health.answered()
-        return True
+        return await self.health.probe(self.wire.call("PING"))
 
     async def close(self) -> None:
         await self.wire.close()
