@@ -17,6 +17,7 @@ connection is reset so the next one loads them again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections import deque
@@ -144,12 +145,14 @@ class Wire:
                 self._send(loop, protocol.transport, hiredis.pack_command(args), future)
                 replies.append(future)
             await asyncio.gather(*replies)
-        except Exception as exc:  # whatever it was, nobody may wait forever
-            self._reset(ConnectionError(f"cannot connect to Redis: {exc}"))
+        except BaseException as exc:  # whatever it was (even a cancel), nobody waits forever
+            self._reset(ConnectionError(f"cannot connect to Redis: {exc!r}"))
             queued, self._queued = self._queued, []
             for _, future in queued:
                 if not future.done():
-                    future.set_exception(ConnectionError(f"cannot connect to Redis: {exc}"))
+                    future.set_exception(ConnectionError(f"cannot connect to Redis: {exc!r}"))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return
         finally:
             self._connecting = None
@@ -176,4 +179,5 @@ class Wire:
         protocol = self._protocol
         self._reset(ConnectionError("closed"))
         if protocol is not None:
-            await asyncio.wait_for(protocol.closed, self.timeout)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(protocol.closed, self.timeout)
