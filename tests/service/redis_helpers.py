@@ -144,6 +144,15 @@ class RedisCluster:
                 counts.append(len(client.keys(pattern)))
         return counts
 
+    def script_calls(self) -> int:
+        """EVALSHA calls that ran, summed over the nodes."""
+        total = 0
+        for server in self.servers:
+            with server.client() as client:
+                stats = client.info("commandstats").get("cmdstat_evalsha", {})
+            total += int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
+        return total
+
     def stop(self) -> None:
         for server in self.servers:
             server.stop()

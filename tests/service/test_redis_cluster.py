@@ -10,11 +10,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from redis.crc import key_slot
 from redis_helpers import RedisCluster
 from svc_helpers import SENSOR, LiveServer, held_out, obs_body
 
 STREAM = f"/v1/models/{SENSOR}/streams/{{sid}}/observations"
 MANY = f"/v1/models/{SENSOR}/observations"
+
+
+def keys(sids: list[str]) -> list[bytes]:
+    return [f"fc:{{{SENSOR}:{sid}}}:1".encode() for sid in sids]
 
 
 @pytest.fixture
@@ -54,8 +59,14 @@ def test_streams_on_a_redis_cluster_forecast_like_the_memory_backend(
             # 40 streams in one request: new streams (jobs), then the vectorised lane.
             body = many_body(sids, seconds, values, i)
             want_many = ref.post(MANY, json=body).json()["results"]
+            before = cluster.script_calls()
             got_many = c.post(target.url + MANY, json=body)
             assert got_many.status_code == 200, got_many.text
+            # One write per hash slot (40 streams here), no read before the step. From
+            # i = 2 on, the replica's cached copies are stale (the other one moved the
+            # streams): every conditional write loses, is reloaded and written again.
+            slots = len({key_slot(k) for k in keys(sids)})
+            assert cluster.script_calls() - before == (slots if i < 2 else 2 * slots)
             for w, g in zip(want_many, got_many.json()["results"], strict=True):
                 assert "error" not in g, g
                 np.testing.assert_allclose(
