@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import request_cost, scenarios
 from bench.nginx import Nginx
 from bench.payloads import Model, find_models
 from bench.report import table
@@ -165,6 +165,43 @@ async def run(models_dir: Path, rounds: int, duration: float, log_dir: Path) -> 
     return results
 
 
+async def run_in_process(
+    models_dir: Path, rounds: int, log_dir: Path
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
+    """The load-independent side: what a request costs the service in-process (CPU us
+    and Python calls, bench.request_cost: no HTTP, no client) with each backend, and what
+    the Redis calls cost Redis (INFO commandstats of the whole Redis run)."""
+    import redis as redis_py
+
+    manifest = (models_dir / "elec-demand" / "1" / "manifest.json").read_text()
+    n_inputs = len(__import__("json").loads(manifest)["inputs"])
+    server = Redis(log_dir / "redis-in-process")
+    results: dict[str, dict[str, list[float]]] = {"memory": {}, "redis": {}}
+    stats: dict[str, float] = {}
+    try:
+        with redis_py.Redis(host=HOST, port=server.port) as admin:
+            for r in range(rounds):
+                for backend in ["memory", "redis"] if r % 2 == 0 else ["redis", "memory"]:
+                    admin.flushall()  # every run starts its streams at seq 0
+                    admin.config_resetstat()
+                    extra = {"state_backend": backend}
+                    if backend == "redis":
+                        extra["redis_url"] = server.url
+                    out = await request_cost.measure(models_dir, "elec-demand", n_inputs, **extra)
+                    for name, value in out.items():
+                        results[backend].setdefault(name, []).append(value)
+                    print(f"round {r} {backend:6} in-process: {out}", flush=True)
+                    if backend == "redis":
+                        cmd = admin.info("commandstats")
+                        for name in ("evalsha", "mget", "getrange", "set"):
+                            got = cmd.get(f"cmdstat_{name}", {})
+                            stats[f"{name} calls"] = float(got.get("calls", 0))
+                            stats[f"{name} us/call"] = float(got.get("usec_per_call", 0.0))
+    finally:
+        server.stop()
+    return results, stats
+
+
 def summarize(results: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
     """One row per figure: each setup's median (min..max), and the second's ratio to the
     first's median."""
@@ -188,20 +225,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--skip-replicas", action="store_true", help="backends only")
+    parser.add_argument("--skip-http", action="store_true", help="the in-process table only")
     args = parser.parse_args(argv)
     pin_self_to_client_core()
     with tempfile.TemporaryDirectory(prefix="redis-bench-") as tmp:
-        results = asyncio.run(run(args.models, args.rounds, args.duration, Path(tmp)))
-        replicas = None
-        if not args.skip_replicas:
+        print(f"load before: {os.getloadavg()}", flush=True)
+        cost, stats = asyncio.run(run_in_process(args.models, args.rounds, Path(tmp)))
+        results = replicas = None
+        if not args.skip_http:
+            results = asyncio.run(run(args.models, args.rounds, args.duration, Path(tmp)))
+        if not args.skip_http and not args.skip_replicas:
             replicas = asyncio.run(run_replicas(args.models, args.rounds, args.duration, Path(tmp)))
     rounds = f"median of {args.rounds} interleaved rounds (min..max)"
     columns = ["figure", "memory", "redis", "ratio"]
-    print(table(f"Redis vs memory backend: {rounds}", summarize(results), columns))
+    title = f"In-process cost per request (bench.request_cost, load-independent): {rounds}"
+    print(table(title, summarize(cost), columns))
+    print("Redis commandstats over the last in-process Redis run:", stats)
+    if results is not None:
+        print(table(f"Redis vs memory backend: {rounds}", summarize(results), columns))
     if replicas is not None:
         columns = ["figure", "1 replica", "2 replicas + nginx", "ratio"]
         title = f"Redis backend, one replica vs two behind nginx on 2 cores: {rounds}"
         print(table(title, summarize(replicas), columns))
+    print(f"load after: {os.getloadavg()}", flush=True)
     return 0
 
 

@@ -65,12 +65,15 @@ async def _measure(run: Callable[[], Awaitable[None]], units: int) -> tuple[floa
     return cpu_us, calls / units
 
 
-async def measure(models_dir: Path, model: str, n_inputs: int) -> dict[str, float]:
+async def measure(models_dir: Path, model: str, n_inputs: int, **settings: Any) -> dict[str, float]:
+    """``settings`` override the service's (e.g. the Redis backend, for bench.redis_bench)."""
     from service.app import create_app
     from service.settings import Settings
 
     # Keys are not what this measures (and a keys lookup is the same for every form).
-    app: Any = create_app(Settings(models_dir=models_dir, snapshot_path=None, auth_disabled=True))
+    app: Any = create_app(
+        Settings(models_dir=models_dir, snapshot_path=None, auth_disabled=True, **settings)
+    )
     values = [1.0] * n_inputs
     one_path = f"/v1/models/{model}/streams/cost/observations"
     many_path = f"/v1/models/{model}/observations"

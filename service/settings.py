@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Redis URL for state_backend=redis, e.g. redis://redis:6379/0."""
 
+    redis_cluster: bool = False
+    """The Redis URL is one node of a Redis Cluster: each batch is split by hash slot
+    (one script call per slot, pipelined per node). Off: the URL is one server (a
+    primary, or a proxy that speaks to a cluster for us)."""
+
     redis_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     """Connect and socket timeout of every Redis call: past it the request gets 503 with
     Retry-After instead of hanging, and readiness goes false until Redis answers."""

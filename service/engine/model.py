@@ -21,7 +21,8 @@ from service.engine.lane import Lane
 from service.engine.locks import StreamLocks
 from service.engine.plan import Planner
 from service.engine.quotas import StreamQuotas
-from service.engine.redis_store import RedisLink, RedisStateStore
+from service.engine.redis_link import Link
+from service.engine.redis_store import RedisStateStore
 from service.engine.rows import Rows
 from service.engine.step import Job, StepSpec, run_jobs
 from service.engine.store import NO_SEQ, MemoryStateStore, StateStore, StoreLayout
@@ -44,7 +45,7 @@ class ModelStreams:
         loaded: LoadedModel,
         settings: Settings,
         metrics: ModelMetrics,
-        redis: RedisLink | None = None,
+        redis: Link | None = None,
     ) -> None:
         spec = loaded.spec
         self.spec = spec
@@ -76,8 +77,8 @@ class ModelStreams:
             self.store = MemoryStateStore(layout, settings.max_streams, spared, self._on_evict)
         else:
             self.store = RedisStateStore(
-                layout, settings.max_streams, spared, self._on_evict, redis.client,
-                spec.name, spec.version, settings.stream_ttl_seconds, redis.health,
+                layout, settings.max_streams, spared, self._on_evict, redis,
+                spec.name, spec.version, settings.stream_ttl_seconds,
             )  # fmt: skip
         self.accuracy = Accuracy(spec.horizon, settings.accuracy_sample_fraction, metrics)
         # Whether the stream in a slot is sampled for accuracy, so the multi-stream lane
@@ -238,6 +239,9 @@ class ModelStreams:
     async def _load(self, stream_ids: list[str]) -> None:
         """Read streams this replica does not cache from the shared backend."""
         for sid, slot in await self.store.load(stream_ids):
+            # A ring kept here from before the stream moved away would score its
+            # forecasts against the wrong steps: scoring restarts with the record.
+            self.accuracy.forget(sid)
             if self.accuracy.enabled:
                 self.sampled[slot] = self.accuracy.sampled(sid)
         self.metrics.live_streams.set(len(self.store))

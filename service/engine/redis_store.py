@@ -19,52 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
+from service.engine.redis_link import REDIS_FAILURES, BackendHealth, Link
 from service.engine.store import MemoryStateStore, StoreLayout
-from service.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-# KEYS: one per stream. ARGV: the record size, the TTL in ms, the packed records (each
-# starts with its new 8-byte version), the versions the steps started from (8 bytes each,
-# all zero: the stream did not exist). A stream is written only if its stored version is
-# still the one its step started from. Returns the 1-based positions NOT written.
-WRITE = """
-local size = tonumber(ARGV[1])
-local ttl = ARGV[2]
-local blob = ARGV[3]
-local expected = ARGV[4]
-local absent = string.rep('\\0', 8)
-local lost = {}
-for i, key in ipairs(KEYS) do
-  local cur = redis.call('GETRANGE', key, 0, 7)
-  if cur == '' then cur = absent end
-  if cur == string.sub(expected, i * 8 - 7, i * 8) then
-    redis.call('SET', key, string.sub(blob, (i - 1) * size + 1, i * size), 'PX', ttl)
-  else
-    lost[#lost + 1] = i
-  end
-end
-return lost
-"""
-
-# KEYS: streams. Returns each stored version, 8 bytes ("": absent).
-VERSIONS = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('GETRANGE', key, 0, 7)
-end
-return out
-"""
-
-# Down, timed out, loading, out of memory, read-only replica...: all are "retry later".
-REDIS_FAILURES = (redis_errors.RedisError, OSError)
+# The record's fixed head (see record_dtype): version, seq, ts, count, streak, pad.
+HEAD = struct.Struct("<qqdqii")
+# Up to this many streams a write packs its records with struct (a few us each); more
+# go through one structured numpy array (per field, not per stream).
+SMALL_WRITE = 8
 
 
 def record_dtype(layout: StoreLayout) -> np.dtype:
@@ -83,54 +54,6 @@ def record_dtype(layout: StoreLayout) -> np.dtype:
     )
 
 
-class BackendHealth:
-    """Whether Redis answered last (readiness), updated by every call and a pinger."""
-
-    def __init__(self) -> None:
-        self.ok = True
-
-    def failed(self, exc: BaseException) -> Unavailable:
-        if self.ok:
-            log.error("Redis state backend unavailable: %s", exc)
-        self.ok = False
-        return Unavailable(
-            "the state backend (Redis) is unavailable; retry shortly",
-            code="state_backend_unavailable",
-            retry_after=1.0,
-        )
-
-
-@dataclass
-class RedisLink:
-    """The client and readiness shared by every model's store of one service."""
-
-    client: Redis
-    health: BackendHealth = field(default_factory=BackendHealth)
-
-    @classmethod
-    def from_url(cls, url: str, timeout: float) -> RedisLink:
-        client = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-            health_check_interval=0,
-        )
-        return cls(client)
-
-    async def ping(self) -> bool:
-        """Readiness probe of the backend (the requests' own calls update it too)."""
-        try:
-            await self.client.ping()
-        except REDIS_FAILURES as exc:
-            self.health.failed(exc)
-            return False
-        if not self.health.ok:
-            log.info("Redis state backend is back")
-        self.health.ok = True
-        return True
-
-
 class RedisStateStore(MemoryStateStore):
     durable = True
 
@@ -140,26 +63,24 @@ class RedisStateStore(MemoryStateStore):
         capacity: int,
         is_busy: Callable[[str], bool],
         on_evict: Callable[[list[str]], None],
-        client: Redis,
+        link: Link,
         model: str,
         version: str,
         ttl_seconds: float,
-        health: BackendHealth,
     ) -> None:
         super().__init__(layout, capacity, is_busy, on_evict)
-        self.client = client
-        self.health = health
+        self.link = link
+        self.health: BackendHealth = link.health
         self._prefix = f"fc:{{{model}:"
         self._suffix = f"}}:{version}"
         self._ttl_ms = str(max(1, int(ttl_seconds * 1000)))
         self.dtype = record_dtype(layout)
         self.version = np.zeros(capacity, dtype=np.int64)  # 0: not in Redis
         self._staged: dict[int, int] = {}  # slot -> version its step started from
-        self._write = client.register_script(WRITE)
-        self._versions = client.register_script(VERSIONS)
         self._rng = np.random.default_rng()
+        self._random = random.Random()
         self._pending: list[tuple[list[int], asyncio.Future[list[bool]]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._flush_due = False
 
     def key(self, stream_id: str) -> str:
         return self._prefix + stream_id + self._suffix
@@ -184,69 +105,111 @@ class RedisStateStore(MemoryStateStore):
             if slot is not None:
                 self._release(sid, slot)
 
-    # -- Redis round trips -----------------------------------------------------------
+    # -- the write: every persist of one loop turn in one script call ------------------
 
     async def persist(self, slots: list[int]) -> list[bool]:
         """Write the staged streams; per slot whether it was written. A stream that lost
         (another replica moved it) is dropped from the cache.
 
-        Every persist queued while a write is in flight (or in the same loop turn) goes
-        out together in the next script call: one round trip for all the requests one
-        ORT batch answered, not one per request."""
+        Every persist of the same loop turn (the requests one ORT batch answered resume
+        together) goes out in ONE script call, sent at the end of that turn by a plain
+        callback: no task, no extra await on the way."""
         if not slots:
             return []
-        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bool]] = loop.create_future()
         self._pending.append((slots, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
+        if not self._flush_due:
+            self._flush_due = True
+            loop.call_soon(self._flush)
         return await future
 
-    async def _write_pending(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)  # one loop turn: requests resumed with this one join
-            batch, self._pending = self._pending, []
-            slots = [s for part, _ in batch for s in part]
-            try:
-                ok = await self._persist_now(slots)
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            start = 0
-            for part, future in batch:
-                if not future.done():
-                    future.set_result(ok[start : start + len(part)])
-                start += len(part)
+    def _flush(self) -> None:
+        self._flush_due = False
+        batch, self._pending = self._pending, []
+        slots = [s for part, _ in batch for s in part]
+        ids = [str(self.ids[s]) for s in slots]
+        try:
+            new = self._new_versions(len(slots))
+            records = self._records(slots, new)
+            started = self._started(slots)
+            reply = self.link.write([self.key(i) for i in ids], self.dtype.itemsize,
+                                    self._ttl_ms, records, started)  # fmt: skip
+        except Exception as exc:  # nothing was sent
+            self._settle_failed(batch, ids, exc)
+            return
+        reply.add_done_callback(lambda done: self._landed(batch, slots, ids, new, done))
 
-    async def _persist_now(self, slots: list[int]) -> list[bool]:
-        n = len(slots)
+    def _landed(
+        self,
+        batch: list[tuple[list[int], asyncio.Future[list[bool]]]],
+        slots: list[int],
+        ids: list[str],
+        new: list[int],
+        reply: asyncio.Future[list[int]],
+    ) -> None:
+        exc = asyncio.CancelledError() if reply.cancelled() else reply.exception()
+        if exc is not None:
+            self._settle_failed(batch, ids, exc)
+            return
+        self.health.answered()
+        self.version[slots] = new
+        ok = [True] * len(slots)
+        for pos in reply.result():
+            ok[int(pos) - 1] = False
+            self.drop([ids[int(pos) - 1]])
+        start = 0
+        for part, future in batch:
+            if not future.done():
+                future.set_result(ok[start : start + len(part)])
+            start += len(part)
+
+    def _settle_failed(
+        self,
+        batch: list[tuple[list[int], asyncio.Future[list[bool]]]],
+        ids: list[str],
+        exc: BaseException,
+    ) -> None:
+        self.drop(ids)  # the outcome is unknown: read them back when next used
+        error = self.health.failed(exc) if isinstance(exc, REDIS_FAILURES) else exc
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
+    def _new_versions(self, n: int) -> list[int]:
+        if n <= SMALL_WRITE:
+            rand = self._random.getrandbits
+            return [rand(62) + 1 for _ in range(n)]
+        return self._rng.integers(1, 2**62, size=n, dtype=np.int64).tolist()
+
+    def _started(self, slots: list[int]) -> bytes:
+        staged = self._staged
+        started = [staged.pop(s, 0) for s in slots]
+        return struct.pack(f"<{len(started)}q", *started)
+
+    def _records(self, slots: list[int], new: list[int]) -> bytes:
+        """The packed records of the slots' cache rows, stamped with their new versions."""
+        if len(slots) <= SMALL_WRITE:
+            parts: list[bytes] = []
+            for slot, version in zip(slots, new, strict=True):
+                parts += (
+                    HEAD.pack(version, self.seq[slot], self.ts[slot], self.count[slot],
+                              self.streak[slot], 0),
+                    self.state[slot].tobytes(),
+                    self.forecasts[slot].tobytes(),
+                    self.last_inputs[slot].tobytes(),
+                )  # fmt: skip
+            return b"".join(parts)
         arr = np.asarray(slots, dtype=np.int64)
-        rec = np.zeros(n, dtype=self.dtype)
-        new = self._rng.integers(1, 2**62, size=n, dtype=np.int64)
+        rec = np.zeros(len(slots), dtype=self.dtype)
         rec["version"] = new
         rec["seq"], rec["ts"] = self.seq[arr], self.ts[arr]
         rec["count"], rec["streak"] = self.count[arr], self.streak[arr]
         rec["state"], rec["forecast"] = self.state[arr], self.forecasts[arr]
         rec["inputs"] = self.last_inputs[arr]
-        staged = self._staged
-        started = np.fromiter((staged.pop(s, 0) for s in slots), dtype="<i8", count=n)
-        ids = [str(self.ids[s]) for s in slots]
-        args: list[bytes | str | int] = [
-            self.dtype.itemsize, self._ttl_ms, rec.tobytes(), started.tobytes(),
-        ]  # fmt: skip
-        try:
-            lost_at = await self._write(keys=[self.key(i) for i in ids], args=args)
-        except REDIS_FAILURES as exc:
-            self.drop(ids)  # the outcome is unknown: read them back when next used
-            raise self.health.failed(exc) from exc
-        self.health.ok = True
-        self.version[arr] = new
-        ok = [True] * n
-        for pos in lost_at:
-            ok[int(pos) - 1] = False
-        self.drop(ids[int(pos) - 1] for pos in lost_at)
-        return ok
+        return rec.tobytes()
+
+    # -- reads -------------------------------------------------------------------------
 
     async def load(self, stream_ids: list[str]) -> list[tuple[str, int]]:
         """Read streams the cache does not hold (one MGET); returns (id, slot) of those
@@ -254,11 +217,7 @@ class RedisStateStore(MemoryStateStore):
         want = [sid for sid in stream_ids if sid not in self.index]
         if not want:
             return []
-        try:
-            found = await self.client.mget([self.key(sid) for sid in want])
-        except REDIS_FAILURES as exc:
-            raise self.health.failed(exc) from exc
-        self.health.ok = True
+        found = await self._call(self.link.mget([self.key(sid) for sid in want]))
         slots: list[tuple[str, int]] = []
         for sid, data in zip(want, found, strict=True):
             if data is None:
@@ -266,7 +225,7 @@ class RedisStateStore(MemoryStateStore):
             if not isinstance(data, bytes) or len(data) != self.dtype.itemsize:
                 log.error("stream %r in Redis has a record of another layout; ignored", sid)
                 continue
-            rec = np.frombuffer(bytes(data), dtype=self.dtype)[0]
+            rec = np.frombuffer(data, dtype=self.dtype)[0]
             slot = self.put(
                 sid, rec["state"], rec["forecast"], rec["inputs"], int(rec["seq"]),
                 float(rec["ts"]), int(rec["count"]), True, int(rec["streak"]),
@@ -280,11 +239,7 @@ class RedisStateStore(MemoryStateStore):
         """The streams whose cached copy is not what Redis holds (one script call)."""
         if not stream_ids:
             return []
-        try:
-            stored = await self._versions(keys=[self.key(sid) for sid in stream_ids])
-        except REDIS_FAILURES as exc:
-            raise self.health.failed(exc) from exc
-        self.health.ok = True
+        stored = await self._call(self.link.versions([self.key(sid) for sid in stream_ids]))
         out: list[str] = []
         for sid, raw in zip(stream_ids, stored, strict=True):
             token = int.from_bytes(raw, "little", signed=True) if raw else 0
@@ -295,10 +250,15 @@ class RedisStateStore(MemoryStateStore):
 
     async def delete(self, stream_id: str) -> bool:
         """Forget a stream everywhere; whether Redis or the cache held it."""
-        try:
-            removed = await self.client.delete(self.key(stream_id))
-        except REDIS_FAILURES as exc:
-            raise self.health.failed(exc) from exc
-        self.health.ok = True
+        removed = await self._call(self.link.delete(self.key(stream_id)))
         cached = self.forget(stream_id)
         return bool(removed) or cached
+
+    async def _call(self, call: Any) -> Any:
+        """Await one Redis call: a failure becomes the 503 (and readiness false)."""
+        try:
+            result = await call
+        except REDIS_FAILURES as exc:
+            raise self.health.failed(exc) from exc
+        self.health.answered()
+        return result

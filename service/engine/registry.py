@@ -13,7 +13,8 @@ from typing import Any
 from service.engine import artifacts, snapshot
 from service.engine.artifacts import BrokenModel, LoadedModel
 from service.engine.model import ModelStreams
-from service.engine.redis_store import RedisLink
+from service.engine.redis_cluster import ClusterLink
+from service.engine.redis_link import Link, RedisLink
 from service.engine.store import StateStore
 from service.errors import ModelNotFound, ModelUnavailable, NotReady
 from service.metrics import Metrics
@@ -30,10 +31,12 @@ class Registry:
         self.found: list[LoadedModel | BrokenModel] = []
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
-        self.redis: RedisLink | None = None
+        self.redis: Link | None = None
         if settings.state_backend == "redis":
             assert settings.redis_url is not None  # the settings validated it
-            self.redis = RedisLink.from_url(settings.redis_url, settings.redis_timeout_seconds)
+            # FORECAST_REDIS_CLUSTER: the URL is one node of a Cluster (split by slot).
+            link = ClusterLink if settings.redis_cluster else RedisLink
+            self.redis = link(settings.redis_url, settings.redis_timeout_seconds)
 
     @property
     def backend_ok(self) -> bool:
@@ -80,7 +83,7 @@ class Registry:
         if self._snapshots and self.models:
             self._save()
         if self.redis is not None:
-            await self.redis.client.aclose()
+            await self.redis.close()
         for item in self.found:
             if isinstance(item, LoadedModel):
                 item.runtime.close()

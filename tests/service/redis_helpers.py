@@ -1,6 +1,7 @@
 """A real redis-server (the Debian package) on 127.0.0.1 and a free port, for the tests.
 
-Started with its own data directory and AOF on, stopped (or killed, or paused) by pid.
+Started with its own data directory and AOF on, stopped (or killed, or paused) by pid;
+also a real Redis Cluster of such servers.
 Missing binary: the test FAILS saying what to install; it never skips.
 """
 
@@ -42,19 +43,24 @@ class RedisServer:
         self.port = free_port()
         self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []  # more redis-server arguments (cluster mode)
+        self.password: str | None = None  # requirepass, if set
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5
+        )
 
     def start(self) -> RedisServer:
         cmd = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", self.appendfsync,
             "--save", "", "--logfile", str(self.dir / "redis.log"), "--daemonize", "no",
+            *self.extra, *(["--requirepass", self.password] if self.password else []),
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
@@ -92,3 +98,61 @@ class RedisServer:
     def resume(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGCONT)
+
+
+class RedisCluster:
+    """A real Redis Cluster: `nodes` redis-server processes in cluster mode on free ports
+    (no replicas), their slots assigned by `redis-cli --cluster create`; stopped by pid."""
+
+    def __init__(self, data_dir: Path, nodes: int = 3) -> None:
+        self.cli = require("redis-cli", "/usr/bin/redis-cli")
+        self.servers = [RedisServer(data_dir / f"node{i}") for i in range(nodes)]
+
+    @property
+    def url(self) -> str:
+        return self.servers[0].url  # any node: the client discovers the others
+
+    def start(self) -> RedisCluster:
+        for server in self.servers:
+            server.extra = [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(server.dir / "nodes.conf"),
+                "--cluster-node-timeout", "5000",
+                # Its own free bus port (the default, port + 10000, may be taken or > 65535).
+                "--cluster-port", str(free_port()),
+            ]  # fmt: skip
+            server.start()
+        addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        for server in self.servers:  # every node must know every slot's owner
+            with server.client() as client:
+                while client.cluster("info").get("cluster_state") != "ok":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the Redis Cluster did not become ready")
+                    time.sleep(0.05)
+        return self
+
+    def keys_per_node(self, pattern: str) -> list[int]:
+        counts = []
+        for server in self.servers:
+            with server.client() as client:
+                counts.append(len(client.keys(pattern)))
+        return counts
+
+    def script_calls(self) -> int:
+        """EVALSHA calls that ran, summed over the nodes."""
+        total = 0
+        for server in self.servers:
+            with server.client() as client:
+                stats = client.info("commandstats").get("cmdstat_evalsha", {})
+            total += int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
+        return total
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()

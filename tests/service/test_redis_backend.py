@@ -78,6 +78,25 @@ def test_a_stream_started_on_one_replica_continues_on_another(
         assert c.get(f"{b.url}/v1/models/{SENSOR}/streams/s").status_code == 404
 
 
+def test_a_stream_back_from_another_replica_restarts_its_accuracy_ring(
+    models_dir: Path, serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    """A replica's ring of a sampled stream's forecasts is its own; after the stream ran
+    on another replica, the old ring would score forecasts against the wrong steps."""
+    seconds, values = held_out(models_dir, SENSOR, 9)
+    a, b = replica(serve, redis_server), replica(serve, redis_server)  # every stream sampled
+    rings = a.service.models[SENSOR].accuracy._rings
+    with httpx.Client(timeout=30) as c:
+        for i in range(9):
+            target = b if 3 <= i < 6 else a  # A, then B for three steps, then A again
+            r = c.post(target.url + STREAM.format(model=SENSOR, sid="acc"),
+                       json={"observations": [obs_body(seconds[i], values[i], seq=i)]})  # fmt: skip
+            assert r.status_code == 200, r.text
+            if i == 2:
+                assert rings["acc"].step == 3
+    assert rings["acc"].step == 3  # restarted at step 6 (not 3 + 3 steps it never saw)
+
+
 def test_multi_stream_requests_span_replicas_like_one_process(
     models_dir: Path, serve: Callable[..., LiveServer], redis_server: RedisServer
 ) -> None:
@@ -121,6 +140,23 @@ def test_one_script_call_writes_a_whole_multi_stream_batch(
         ttl = r.ttl(keys[0])
     assert len(keys) == 50 and all(k.startswith(b"fc:{" + SENSOR.encode() + b":w") for k in keys)
     assert 0 < ttl <= a.settings.stream_ttl_seconds
+
+
+def test_one_observation_on_a_cached_stream_is_one_round_trip(
+    models_dir: Path, serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    """The cache is trusted on a hit: no read before the step, only the conditional
+    write (a conflict would reload; the race tests below prove that path)."""
+    seconds, values = held_out(models_dir, SENSOR, 6)
+    a = replica(serve, redis_server)
+    with httpx.Client(base_url=a.url, timeout=30) as c:
+        counts = []
+        for i in range(6):
+            before = round_trips(redis_server)
+            assert post(c, "rt", [obs_body(seconds[i], values[i], seq=i)]).status_code == 200
+            counts.append(round_trips(redis_server) - before)
+    # A new stream: one read (absent) + one write; then one write per observation.
+    assert counts == [2, 1, 1, 1, 1, 1]
 
 
 def _gate_first_persist(servers: list[LiveServer]) -> threading.Barrier:
