@@ -157,24 +157,27 @@ async def drive(
     cpu: list[float] = []  # (server, client) CPU seconds when the window opened
 
     async def run(step: Step) -> None:
-        i = 0
-        while (t0 := perf()) < t_end:
+        i = measured = 0
+        # Until the window closes, and at least one measured request per worker: on a
+        # loaded machine one request can outlast the whole window.
+        while (t0 := perf()) < t_end or not measured:
             if t0 >= t_measure and not cpu:
                 cpu.extend((cpu_seconds(server_pid), time.process_time()))
             await step(i)
             i += 1
             if t0 >= t_measure:
                 latencies.append(perf() - t0)
+                measured += 1
 
     await asyncio.gather(*(run(step) for step, _ in workers))
-    # The requests that started in the window have all been answered here.
+    window = perf() - t_measure  # the requests that started in it have all been answered
     cpu_used = cpu_seconds(server_pid) - cpu[0]
     client_used = time.process_time() - cpu[1]  # this process: the client and its threads
     for _, close in workers:
         await close()
     lat = np.asarray(latencies)
     return {
-        "rps": len(lat) / seconds,
+        "rps": len(lat) / window,
         "p50_ms": float(np.percentile(lat, 50) * 1e3),
         "p99_ms": float(np.percentile(lat, 99) * 1e3),
         "server_cpu_us": cpu_used / len(lat) * 1e6,
