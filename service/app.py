@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
         grpc_server = None
         try:
             if settings.grpc_port is not None:
-                grpc = V2Grpc(dataplane, registry.metrics, settings.max_body_bytes)
+                grpc = V2Grpc(dataplane, registry.metrics, settings.max_body_bytes, keys)
                 grpc_server, app.state.grpc_port = grpc.server(settings.host, settings.grpc_port)
                 await grpc_server.start()
                 log.info("KServe v2 gRPC on %s:%d", settings.host, app.state.grpc_port)

@@ -15,7 +15,7 @@ from service.engine import columns as engine_columns
 from service.engine.model import ModelStreams
 from service.engine.registry import Registry
 from service.errors import ModelNotFound, NotReady, PayloadTooLarge, ServiceError
-from service.protocol.access import Principal, check_stream, stream_error
+from service.protocol.access import Principal, check_sequence_end, check_stream, stream_error
 from service.protocol.answers import Body, error_entry
 from service.protocol.columns import COLUMNS_KEYS, ColumnsRequest, parse_columns
 from service.protocol.columns_answer import ColumnsResult, answer_columns, columns_answer_bytes
@@ -247,16 +247,21 @@ class DataPlane:
             self._v2[model.key] = v2
         return model, v2
 
-    async def infer(self, model: ModelStreams, request: InferRequest) -> Body:
+    async def infer(
+        self, model: ModelStreams, request: InferRequest, who: Principal | None = None
+    ) -> Body:
         """A v2 inference: one step of the sequence's stream (sequence_start = reset,
         sequence_end = forget it after answering), or without a sequence id a stateless
-        forecast over the request's history."""
+        forecast over the request's history. The key's tenant, scopes and quotas apply
+        as on /v1: reset and forget need admin, as they do there."""
         seq = request.sequence
         if seq.stream_id is None:
             return await model.forecast(request.obs)
         if seq.end:
+            check_sequence_end(who, seq.stream_id)
+            check_stream(who, seq.stream_id, seq.start)
             return await model.observe_then_forget(seq.stream_id, request.obs, seq.start)
-        return await model.observe(seq.stream_id, request.obs, seq.start)
+        return await self._observe(model, seq.stream_id, request.obs, seq.start, who)
 
     # -- one WebSocket message -----------------------------------------------------------
 

@@ -49,3 +49,13 @@ def check_stream(principal: Principal | None, stream_id: str, reset: bool = Fals
     err = stream_error(principal, stream_id, reset)
     if err is not None:
         raise err
+
+
+def check_sequence_end(principal: Principal | None, stream_id: str) -> None:
+    """A v2 ``sequence_end`` forgets the stream: the admin scope, as DELETE needs."""
+    check_stream(principal, stream_id)
+    if principal is not None and not principal.allows("admin"):
+        raise Forbidden(
+            "parameters.sequence_end: ends (forgets) the stream, which needs a key with the "
+            "admin scope, as DELETE does"
+        )

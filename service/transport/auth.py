@@ -20,6 +20,7 @@ import re
 import time
 from pathlib import Path
 
+from service.errors import Forbidden, Unauthorized
 from service.protocol.access import SCOPES, Principal
 
 log = logging.getLogger(__name__)
@@ -124,3 +125,34 @@ class KeyStore:
         if not key or len(key) > MAX_KEY_CHARS:
             return None
         return self.keys.get(hash_key(key))
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str | None:
+    """The key of ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (lower-case
+    header names: HTTP headers and gRPC metadata alike)."""
+    value = headers.get(b"authorization")
+    if value is not None:
+        scheme, _, token = value.partition(b" ")
+        if scheme.lower() == b"bearer" and token.strip():
+            return token.strip().decode("latin-1")
+    value = headers.get(b"x-api-key")
+    if value is not None and value.strip():
+        return value.strip().decode("latin-1")
+    return None
+
+
+def authenticate(keys: KeyStore, needed: str, headers: dict[bytes, bytes]) -> Principal:
+    """The caller holding the ``needed`` scope; 401 without a known key, 403 without
+    the scope. HTTP (the guard) and gRPC (its metadata) both call this."""
+    key = presented_key(headers)
+    if key is None:
+        raise Unauthorized(
+            "Authorization: an API key is needed (Authorization: Bearer <key> or X-API-Key: <key>)",
+            code="missing_key",
+        )
+    principal = keys.lookup(key)
+    if principal is None:
+        raise Unauthorized("Authorization: unknown API key", code="invalid_key")
+    if not principal.allows(needed):
+        raise Forbidden(f"Authorization: this key lacks the {needed} scope", code="forbidden_scope")
+    return principal

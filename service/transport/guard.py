@@ -24,11 +24,12 @@ from service.errors import (
     Unauthorized,
     UnsupportedMediaType,
     render,
+    render_v2,
 )
 from service.metrics import Metrics
 from service.protocol.access import Principal
 from service.protocol.answers import dumps
-from service.transport.auth import KeyStore
+from service.transport.auth import KeyStore, authenticate
 from service.transport.limits import BACKOFF_KEY, UNMATCHED, send_json
 from service.transport.routes import ROUTES, WS_ROUTE, WS_SCOPE, Route
 
@@ -139,21 +140,7 @@ class Guard:
             return None
         if route.scope == "metrics" and self.metrics_public:
             return None
-        key = _presented_key(headers)
-        if key is None:
-            raise Unauthorized(
-                "Authorization: an API key is needed (Authorization: Bearer <key> or "
-                "X-API-Key: <key>)",
-                code="missing_key",
-            )
-        principal = self.keys.lookup(key)
-        if principal is None:
-            raise Unauthorized("Authorization: unknown API key", code="invalid_key")
-        if not principal.allows(route.scope):
-            raise Forbidden(
-                f"Authorization: this key lacks the {route.scope} scope", code="forbidden_scope"
-            )
-        return principal
+        return authenticate(self.keys, route.scope, headers)
 
     async def _refuse(
         self,
@@ -167,25 +154,15 @@ class Guard:
         if isinstance(exc, Unauthorized | Forbidden):
             self.metrics.auth_failures.labels(exc.code).inc()
             scope[BACKOFF_KEY] = self.backoff  # key guessing gets slow
-        status, body, headers = render(exc)
+        # The Open Inference Protocol's clients read its error shape ({"error": "<text>"}).
+        v2 = scope["type"] == "http" and scope["path"].startswith("/v2")
+        status, body, headers = (render_v2 if v2 else render)(exc)
         if scope["type"] == "websocket":
             await _deny_handshake(scope, receive, send, status, dumps(body), headers)
             return
         await send_json(send, status, dumps(body), headers)
         template = route.path if route is not None else UNMATCHED
         self.metrics.observe_http(template, scope["method"], status, time.perf_counter() - started)
-
-
-def _presented_key(headers: dict[bytes, bytes]) -> str | None:
-    value = headers.get(b"authorization")
-    if value is not None:
-        scheme, _, token = value.partition(b" ")
-        if scheme.lower() == b"bearer" and token.strip():
-            return token.strip().decode("latin-1")
-    value = headers.get(b"x-api-key")
-    if value is not None and value.strip():
-        return value.strip().decode("latin-1")
-    return None
 
 
 def _check_content_type(value: bytes | None, allowed: tuple[str, ...]) -> None:

@@ -19,25 +19,37 @@ import grpc
 from google.protobuf.message import Message
 
 from service.dataplane import DataPlane
-from service.errors import InvalidInput, ServiceError, render_v2
+from service.errors import Forbidden, InvalidInput, ServiceError, Unauthorized, render_v2
 from service.metrics import Metrics
 from service.protocol import grpc_v2_pb2 as pb
+from service.protocol.access import Principal
 from service.protocol.v2 import InferRequest, V2Model, bounded, server_metadata
 from service.protocol.v2_tensors import Output, Tensor, decode_raw, elements
+from service.transport.auth import KeyStore, authenticate
 
 SERVICE = "inference.GRPCInferenceService"
 METHOD = "GRPC"  # the method label of gRPC calls in the request metrics
 _CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     405: grpc.StatusCode.UNIMPLEMENTED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
 _CONTENTS = {"FP32": "fp32_contents", "INT64": "int64_contents", "BYTES": "bytes_contents"}
 _TENSOR = pb.ModelMetadataResponse.TensorMetadata
 
-Unary = Callable[[Any], Awaitable[Message]]
+Caller = Principal | None  # the key of a call (None: authentication disabled)
+Unary = Callable[[Any, Caller], Awaitable[Message]]
+# The scope each method needs, as its REST twin in routes.V2_ROUTES (None: open, like
+# the probes).
+SCOPES: dict[str, str | None] = {
+    "ServerLive": None, "ServerReady": None, "ModelReady": "read", "ServerMetadata": "read",
+    "ModelMetadata": "read", "ModelInfer": "write", "ModelStreamInfer": "write",
+}  # fmt: skip
 
 
 def route_of(method: str) -> str:
@@ -46,10 +58,33 @@ def route_of(method: str) -> str:
 
 
 class V2Grpc:
-    def __init__(self, dataplane: DataPlane, metrics: Metrics, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        metrics: Metrics,
+        max_message_bytes: int,
+        keys: KeyStore | None = None,
+    ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_message = max_message_bytes
+        self.keys = keys  # None: authentication disabled
+
+    def _caller(self, method: str, context: grpc.aio.ServicerContext) -> Principal | None:
+        """The key in the call's metadata, checked as the HTTP guard checks a header."""
+        needed = SCOPES[method]
+        if self.keys is None or needed is None:
+            return None
+        metadata = context.invocation_metadata() or ()
+        headers = {
+            k.lower().encode("latin-1"): v.encode("latin-1") if isinstance(v, str) else v
+            for k, v in metadata
+        }
+        try:
+            return authenticate(self.keys, needed, headers)
+        except (Unauthorized, Forbidden) as exc:
+            self.metrics.auth_failures.labels(exc.code).inc()
+            raise
 
     def server(self, host: str, port: int) -> tuple[grpc.aio.Server, int]:
         """A grpc.aio server (not started) bound to host:port; (server, bound port)."""
@@ -91,7 +126,7 @@ class V2Grpc:
             started = time.perf_counter()
             status = 200
             try:
-                return await fn(request)
+                return await fn(request, self._caller(name, context))
             except Exception as exc:
                 status, body, headers = render_v2(exc)
                 if headers:
@@ -105,23 +140,27 @@ class V2Grpc:
 
     # -- health and metadata -------------------------------------------------------
 
-    async def _live(self, request: pb.ServerLiveRequest) -> Message:
+    async def _live(self, request: pb.ServerLiveRequest, who: Caller) -> Message:
         return pb.ServerLiveResponse(live=True)
 
-    async def _ready(self, request: pb.ServerReadyRequest) -> Message:
+    async def _ready(self, request: pb.ServerReadyRequest, who: Caller) -> Message:
         return pb.ServerReadyResponse(ready=self.dataplane.registry.ready)
 
-    async def _model_ready(self, request: pb.ModelReadyRequest) -> Message:
+    async def _model_ready(self, request: pb.ModelReadyRequest, who: Caller) -> Message:
         try:
             self.dataplane.v2_model(request.name, request.version)
         except ServiceError:  # unknown, failed or not loaded yet: not ready
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 
-    async def _server_metadata(self, request: pb.ServerMetadataRequest) -> Message:
+    async def _server_metadata(
+        self, request: pb.ServerMetadataRequest, who: Principal | None
+    ) -> Message:
         return pb.ServerMetadataResponse(**server_metadata())
 
-    async def _model_metadata(self, request: pb.ModelMetadataRequest) -> Message:
+    async def _model_metadata(
+        self, request: pb.ModelMetadataRequest, who: Principal | None
+    ) -> Message:
         _, v2 = self.dataplane.v2_model(request.name, request.version)
         meta = v2.metadata()
         return pb.ModelMetadataResponse(
@@ -134,10 +173,10 @@ class V2Grpc:
 
     # -- inference -------------------------------------------------------------------
 
-    async def _infer(self, request: pb.ModelInferRequest) -> Message:
+    async def _infer(self, request: pb.ModelInferRequest, who: Caller) -> Message:
         model, v2 = self.dataplane.v2_model(request.model_name, request.model_version)
         infer = decode(request, v2)
-        answer = await self.dataplane.infer(model, infer)
+        answer = await self.dataplane.infer(model, infer, who)
         params, outputs = v2.answer(answer, [name for name, _ in infer.outputs])
         return encode(v2, infer, params, outputs)
 
@@ -147,10 +186,16 @@ class V2Grpc:
         """One answer per request, in request order; a failed request answers its error
         and the stream goes on."""
         route = route_of("ModelStreamInfer")
+        try:
+            who = self._caller("ModelStreamInfer", context)
+        except ServiceError as exc:  # refused before reading any request
+            status, body, _ = render_v2(exc)
+            self.metrics.observe_http(route, METHOD, status, 0.0)
+            await context.abort(_CODES[status], body["error"])
         async for request in requests:
             started = time.perf_counter()
             try:
-                reply = pb.ModelStreamInferResponse(infer_response=await self._infer(request))
+                reply = pb.ModelStreamInferResponse(infer_response=await self._infer(request, who))
                 status = 200
             except Exception as exc:
                 status, body, _ = render_v2(exc)

@@ -22,7 +22,7 @@ from service.metrics import Metrics
 from service.protocol import v2_rest
 from service.protocol.answers import Body, dumps
 from service.protocol.v2 import server_metadata
-from service.transport.guard import PARAMS_KEY, ROUTE_KEY
+from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY
 from service.transport.limits import UNMATCHED, read_body
 from service.transport.routes import V2_ROUTES, Route
 
@@ -129,7 +129,7 @@ class V2Http:
             raise _ClientGone
         length = v2_rest.header_length(_header(scope, HEADER_LENGTH), len(body))
         request = v2_rest.decode(body, length, v2)
-        answer: Body = await self.dataplane.infer(model, request)
+        answer: Body = await self.dataplane.infer(model, request, scope.get(PRINCIPAL_KEY))
         params, outputs = v2.answer(answer, [name for name, _ in request.outputs])
         return v2_rest.encode(v2, request, params, outputs)
 
