@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from service.engine.admission import Ticket
 from service.engine.model import ModelStreams
 from service.engine.registry import Registry
 from service.errors import ModelNotFound, NotReady, PayloadTooLarge, ServiceError
@@ -65,39 +66,57 @@ class DataPlane:
     # -- streams -------------------------------------------------------------------------
 
     async def observe_stream(
-        self, model_name: str, stream_id: str, body: bytes, who: Principal | None = None
+        self,
+        model_name: str,
+        stream_id: str,
+        body: bytes,
+        who: Principal | None = None,
+        ticket: Ticket | None = None,
     ) -> Body:
         model = self.registry.model(model_name)
         check_stream_id(stream_id, "stream_id")
         request = parse_stream_body(load_json(body), model.wire)
-        result = await self._observe(model, stream_id, request.obs, request.reset, who)
+        result = await self._observe(model, stream_id, request.obs, request.reset, who, ticket)
         result["model"] = model.name
         result["version"] = model.version
         return result
 
     async def _observe(
-        self, model: ModelStreams, sid: str, obs: list[Any], reset: bool, who: Principal | None
+        self,
+        model: ModelStreams,
+        sid: str,
+        obs: list[Any],
+        reset: bool,
+        who: Principal | None,
+        ticket: Ticket | None = None,
     ) -> Body:
         check_stream(who, sid, reset)
         if who is None:
-            return await model.observe(sid, obs, reset)
+            return await model.observe(sid, obs, reset, ticket)
         if model.store.lookup(sid) is None:
             model.quotas.admit_new(who)  # 429 past the key's quota or rate, before any work
-        result = await model.observe(sid, obs, reset)
+        result = await model.observe(sid, obs, reset, ticket)
         model.quotas.created_stream(who, sid)
         return result
 
     async def observe_many(
-        self, model_name: str, body: bytes, who: Principal | None = None
+        self,
+        model_name: str,
+        body: bytes,
+        who: Principal | None = None,
+        ticket: Ticket | None = None,
     ) -> Body:
         model = self.registry.model(model_name)
         data = load_json(body)
         streams = data.get("streams")
         if isinstance(streams, list):  # refused before its entries are checked
-            model.admission.check(len(streams))
+            if ticket is None:
+                model.admission.check(len(streams))
+            else:
+                model.admission.grow(ticket, len(streams))
         request = self._many(model, parse_many_body(data, model.wire), who)
         del data, streams
-        results = await model.observe_many(request.entries, request.detail)
+        results = await model.observe_many(request.entries, request.detail, ticket=ticket)
         self._after_many(model, request.entries, results, who)
         out = model.answers.entries(request.entries, results, request.detail)
         return {"model": model.name, "version": model.version, "results": out}

@@ -169,6 +169,16 @@ class Settings(BaseSettings):
     refused whole with 503 before any work. Bounds the queueing time of admitted work
     (about this many rows over the model's rows/s) and the parsed requests held."""
 
+    admission_seconds: float = Field(default=0.5, gt=0, le=60)
+    """Target time for admitted work: the bound on rows in flight is the model's
+    measured drain rate (rows answered per second of busy time) times this, at most
+    admission_rows and at least max_batch_rows; beyond it requests are refused whole
+    with 503 before any work."""
+
+    queue_deadline_seconds: float = Field(default=1.0, gt=0, le=600)
+    """An admitted request that waited this long for its stream (behind other requests
+    of that stream) is refused with 503 when its turn comes, before any work."""
+
     refusal_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
     """After answering a request refused for load (503), share (429) or key (401/403) at
     once, its connection reads nothing more for this long, so clients that retry without

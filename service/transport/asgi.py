@@ -21,6 +21,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane
+from service.engine.admission import Ticket
 from service.errors import MethodNotAllowed, RetryLater, render
 from service.metrics import Metrics
 from service.protocol.access import Principal
@@ -37,15 +38,15 @@ from service.transport.limits import (
 from service.transport.routes import HOT, Route, allowed_methods
 
 BYTES_PER_OBS = 100  # a compact multi-stream entry of one observation is ~60-100 bytes
-Call = Callable[[DataPlane, dict[str, str], bytes, Principal | None], Awaitable[Body]]
+Call = Callable[[DataPlane, dict[str, str], bytes, Principal | None, Ticket], Awaitable[Body]]
 Probe = Callable[[DataPlane], Body]
 
 # The data plane call of each hot route, by the route's operation name.
 _CALLS: dict[str, Call] = {
-    "observe_stream": lambda dp, p, body, who: dp.observe_stream(
-        p["model"], p["stream_id"], body, who
+    "observe_stream": lambda dp, p, body, who, ticket: dp.observe_stream(
+        p["model"], p["stream_id"], body, who, ticket
     ),
-    "observe_many": lambda dp, p, body, who: dp.observe_many(p["model"], body, who),
+    "observe_many": lambda dp, p, body, who, ticket: dp.observe_many(p["model"], body, who, ticket),
 }
 _PROBES: dict[str, Probe] = {
     "health": lambda dp: dp.health(),
@@ -104,6 +105,8 @@ class FastPath:
         started = time.perf_counter()
         headers: dict[str, str] | None = None
         taken = 0
+        ticket: Ticket | None = None
+        admission = None
         try:
             probe = _PROBES.get(route.name)
             if probe is not None:
@@ -114,7 +117,8 @@ class FastPath:
                 # 503 now if even a lower bound of its cost does not fit: an observation
                 # takes more than BYTES_PER_OBS bytes of JSON.
                 estimate = max(1, (length or 0) // BYTES_PER_OBS)
-                dp.model(params["model"]).admission.check(estimate)
+                admission = dp.model(params["model"]).admission
+                admission.check(estimate)
                 if length is not None and length > self.max_body:
                     raise too_large(self.max_body)
                 wanted = self.max_body if length is None else length
@@ -123,8 +127,13 @@ class FastPath:
                 body = await read_body(receive, self.max_body)
                 if body is None:
                     return  # the client left before sending its body
+                # Held from here, before the body is parsed: of a burst that passed the
+                # check together, only what fits is parsed (the rest is 503 at once).
+                # Not before the read, so a client trickling its body holds nothing.
+                ticket = admission.reserve(estimate)
                 call = _CALLS[route.name]
-                status, data = 200, dumps(await call(dp, params, body, scope[PRINCIPAL_KEY]))
+                answer = await call(dp, params, body, scope[PRINCIPAL_KEY], ticket)
+                status, data = 200, dumps(answer)
         except Exception as exc:
             status, error, headers = render(exc)
             data = dumps(error)
@@ -132,5 +141,7 @@ class FastPath:
                 scope[BACKOFF_KEY] = self.backoff
         finally:
             self.budget.give(taken)
+            if ticket is not None and admission is not None:
+                admission.release(ticket)
         await send_json(send, status, data, headers)
         self.metrics.observe_http(route.path, route.method, status, time.perf_counter() - started)
