@@ -147,8 +147,11 @@ class Settings(BaseSettings):
     """A request's head and body must arrive within this from its first byte (or from
     the connection opening); slower connections are closed."""
 
-    keep_alive_seconds: int = Field(default=5, ge=1, le=3600)
-    """Idle keep-alive connections are closed after this (uvicorn timeout_keep_alive)."""
+    keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
+    """Idle keep-alive connections are closed after this (uvicorn timeout_keep_alive).
+    Longer than any client's idle period (producers posting every few seconds, nginx's
+    upstream keepalive_timeout of 60 s): a request sent just as the server closes an
+    idle connection is lost without an answer, so the client side must close first."""
 
     max_connections: int = Field(default=2048, ge=1, le=1_000_000)
     """Connections (and tasks) at once; beyond it uvicorn answers 503 at once
