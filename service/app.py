@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -71,6 +72,11 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, keys.reload)
         await registry.start()
+        # Everything built so far (modules, the app, the models) lives as long as the
+        # process: keep it out of the cyclic GC, whose full pass over it stalled the event
+        # loop for ~100 ms (80k objects), the probes' worst latency under load.
+        gc.collect()
+        gc.freeze()
         grpc_server = None
         try:
             if settings.grpc_port is not None:
