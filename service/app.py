@@ -23,7 +23,7 @@ from service.errors import InvalidInput, MethodNotAllowed, NotFound, ServiceErro
 from service.protocol.answers import dumps
 from service.protocol.bodies import ECHO_CHARS
 from service.settings import Settings
-from service.transport.asgi import FastPath
+from service.transport.asgi import FastPath, Probes
 from service.transport.auth import KeyStore
 from service.transport.guard import LOOPBACK, Guard, HostRule
 from service.transport.http import add_routes
@@ -120,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
     fast = FastPath(limited, dataplane, metrics, max_body, budget, backoff)
     v2 = V2Http(fast, dataplane, metrics, max_body)
     hosts = HostRule.for_binding(settings.allowed_hosts, settings.host)
+    app.state.probe = Probes(dataplane, metrics, hosts)  # for the protocol (server.py)
     app.front = Guard(
         v2, metrics, keys, hosts, settings.cors_origins, settings.metrics_public, backoff
     )

@@ -26,7 +26,7 @@ from service.errors import MethodNotAllowed, RetryLater, render
 from service.metrics import Metrics
 from service.protocol.access import Principal
 from service.protocol.answers import Body, dumps
-from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY
+from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY, HostRule
 from service.transport.limits import (
     BACKOFF_KEY,
     BodyBudget,
@@ -52,6 +52,34 @@ _PROBES: dict[str, Probe] = {
     "health": lambda dp: dp.health(),
     "ready": lambda dp: dp.ready(),
 }
+
+
+class Probes:
+    """The probes for the protocol (server.GuardedHttp): path and Host in, the answer
+    out (None: not a probe, or a Host the guard refuses), counted like any request."""
+
+    def __init__(self, dataplane: DataPlane, metrics: Metrics, hosts: HostRule) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.hosts = hosts
+        self.routes = {r.path.encode(): r for r in HOT if r.name in _PROBES}
+
+    def __call__(self, path: bytes, host: bytes | None) -> tuple[int, bytes, dict[str, str]] | None:
+        route = self.routes.get(path)
+        if route is None or not self.hosts.allows(host):
+            return None
+        started = time.perf_counter()
+        status, data, headers = probe_answer(self.dataplane, route.name)
+        self.metrics.observe_http(route.path, "GET", status, time.perf_counter() - started)
+        return status, data, headers or {}
+
+
+def probe_answer(dp: DataPlane, name: str) -> tuple[int, bytes, dict[str, str] | None]:
+    try:
+        return 200, dumps(_PROBES[name](dp)), None
+    except Exception as exc:
+        status, error, headers = render(exc)
+        return status, dumps(error), headers
 
 
 class FastPath:
@@ -108,9 +136,8 @@ class FastPath:
         ticket: Ticket | None = None
         admission = None
         try:
-            probe = _PROBES.get(route.name)
-            if probe is not None:
-                status, data = 200, dumps(probe(self.dataplane))
+            if route.name in _PROBES:
+                status, data, headers = probe_answer(self.dataplane, route.name)
             else:
                 dp = self.dataplane
                 length = content_length(scope)

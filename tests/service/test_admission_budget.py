@@ -5,6 +5,9 @@ depends on how fast the machine is."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import SENSOR, LiveServer, held_out, obs_body
+from svc_helpers import SENSOR, LiveServer, held_out, make_settings, obs_body
 from test_admission import MANY, STREAM, Gate, _entries, _until
 
 from service import dataplane
+from service.app import create_app
 from service.engine.admission import WINDOW_SECONDS, Admission
 from service.errors import QueueFull
 from service.metrics import Metrics
@@ -233,13 +237,6 @@ def test_the_objects_built_at_start_are_kept_out_of_the_cyclic_gc(
 ) -> None:
     """A full GC pass over everything loaded at start stalled the event loop (and so the
     probes) for ~100 ms; after start it only ever scans what requests created."""
-    import asyncio
-    import gc
-
-    from svc_helpers import make_settings
-
-    from service.app import create_app
-
     app = create_app(make_settings(models_dir, tmp_path))
 
     async def start() -> int:
@@ -252,3 +249,38 @@ def test_the_objects_built_at_start_are_kept_out_of_the_cyclic_gc(
         assert asyncio.run(start()) > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_probes_are_answered_by_the_protocol_even_when_the_app_cannot_run(
+    serve: Callable[..., LiveServer],
+) -> None:
+    """The probes never become tasks queued behind request work: with every ASGI call
+    stuck, /healthz and /readyz still answer (keep-alive and Connection: close both),
+    are counted, and a foreign Host still gets the guard's 400 (through the app)."""
+    server = serve(allowed_hosts=["localhost", "127.0.0.1"], metrics_public=True)
+    front = server.app.front
+    stuck = threading.Event()
+
+    async def stuck_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] != "/metrics":
+            stuck.set()
+            await asyncio.Event().wait()  # never: no request task can answer
+        await front(scope, receive, send)
+
+    server.app.front = stuck_app
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for _ in range(3):  # on one keep-alive connection
+            assert c.get("/healthz").json() == {"status": "ok"}
+            assert c.get("/readyz").json()["status"] == "ready"
+        r = c.get("/healthz", headers={"Connection": "close"})
+        assert r.status_code == 200 and r.headers["connection"] == "close"
+        assert not stuck.is_set()
+        text = c.get("/metrics").text
+        line = 'forecast_http_requests_total{method="GET",route="/healthz",status="200"} 4.0'
+        assert line in text
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: attacker.example\r\n\r\n")
+        assert stuck.wait(10)  # a foreign Host is not the protocol's to answer: the app's
+    server.app.front = front
+    r = httpx.get(f"{server.url}/healthz", headers={"Host": "attacker.example"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_host"
