@@ -43,7 +43,7 @@ class Admission:
         self,
         limit: int,
         metrics: ModelMetrics,
-        seconds: float = 0.5,
+        seconds: float = 1.0,
         deadline: float = 1.0,
         floor: int = 256,
         clock: Callable[[], float] = time.monotonic,

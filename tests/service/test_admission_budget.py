@@ -167,7 +167,9 @@ def test_a_measured_budget_refuses_the_next_request_whole_before_it_is_parsed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seconds, values = held_out(models_dir, SENSOR, 1)
-    server = serve(inline_max_rows_steps=0, admission_rows=10_000, max_batch_rows=4)
+    server = serve(
+        inline_max_rows_steps=0, admission_rows=10_000, max_batch_rows=4, admission_seconds=0.5
+    )
     model = server.service.models[SENSOR]
     clock = Clock()
     model.admission.clock = clock
