@@ -139,7 +139,7 @@ async def _send(app: Any, path: str, body: bytes | tuple[bytes, int]) -> None:
         (b"content-type", b"application/octet-stream"),
         (b"inference-header-content-length", b"%d" % head),
     )
-    answer = await _post(app, path, raw, extra)
+    answer = await _post(app, path, raw, extra=extra)
     if b'"code"' in answer[:2000]:  # a row's error, in the binary answer's header
         raise RuntimeError(f"{path}: {answer[:300]!r}")
 

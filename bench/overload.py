@@ -218,17 +218,24 @@ def main() -> int:
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--parts", default="overload,long_ts,one_stream_flood", help="comma list of rows to run"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     model = next(m for m in find_models(args.models_dir) if not m.business_days)
     pin_self_to_client_core()
     results: dict[str, object] = {"model": model.name}
     with tempfile.TemporaryDirectory() as tmp:
-        with start_service(args.models_dir, Path(tmp)) as server:
-            results["overload"] = asyncio.run(overload(server.port, model, args.seconds))
-        with start_service(args.models_dir, Path(tmp)) as server:
-            results["long_ts"] = asyncio.run(long_ts(server, model))
-        with start_service(args.models_dir, Path(tmp)) as server:
-            results["one_stream_flood"] = asyncio.run(one_stream_flood(server, model))
+        if "overload" in parts:
+            with start_service(args.models_dir, Path(tmp)) as server:
+                results["overload"] = asyncio.run(overload(server.port, model, args.seconds))
+        if "long_ts" in parts:
+            with start_service(args.models_dir, Path(tmp)) as server:
+                results["long_ts"] = asyncio.run(long_ts(server, model))
+        if "one_stream_flood" in parts:
+            with start_service(args.models_dir, Path(tmp)) as server:
+                results["one_stream_flood"] = asyncio.run(one_stream_flood(server, model))
     text = json.dumps(results, indent=2)
     print(text)
     if args.out is not None:

@@ -31,7 +31,7 @@ UVICORN: dict[str, Any] = {
     "proxy_headers": False,
     "log_level": "warning",
     "timeout_graceful_shutdown": 10,
-    "timeout_keep_alive": 5,
+    "timeout_keep_alive": 75,
     "limit_concurrency": 2048,
 }
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.engine import columns as engine_columns
+from service.engine.admission import Ticket
 from service.engine.model import ModelStreams
 from service.engine.registry import Registry
 from service.errors import ModelNotFound, NotReady, PayloadTooLarge, ServiceError
@@ -70,48 +71,68 @@ class DataPlane:
     # -- streams -------------------------------------------------------------------------
 
     async def observe_stream(
-        self, model_name: str, stream_id: str, body: bytes, who: Principal | None = None
+        self,
+        model_name: str,
+        stream_id: str,
+        body: bytes,
+        who: Principal | None = None,
+        ticket: Ticket | None = None,
     ) -> Body:
         model = self.registry.model(model_name)
         check_stream_id(stream_id, "stream_id")
         request = parse_stream_body(load_json(body), model.wire)
-        result = await self._observe(model, stream_id, request.obs, request.reset, who)
+        result = await self._observe(model, stream_id, request.obs, request.reset, who, ticket)
         result["model"] = model.name
         result["version"] = model.version
         return result
 
     async def _observe(
-        self, model: ModelStreams, sid: str, obs: list[Any], reset: bool, who: Principal | None
+        self,
+        model: ModelStreams,
+        sid: str,
+        obs: list[Any],
+        reset: bool,
+        who: Principal | None,
+        ticket: Ticket | None = None,
     ) -> Body:
         check_stream(who, sid, reset)
         if who is None:
-            return await model.observe(sid, obs, reset)
+            return await model.observe(sid, obs, reset, ticket)
+        reserved = 0
         if model.store.lookup(sid) is None:
             model.quotas.admit_new(who)  # 429 past the key's quota or rate, before any work
-        result = await model.observe(sid, obs, reset)
-        model.quotas.created_stream(who, sid)
+            reserved = 1
+        try:
+            result = await model.observe(sid, obs, reset, ticket)
+        except BaseException:
+            model.quotas.settle(who, (), reserved)
+            raise
+        model.quotas.settle(who, (sid,), reserved)
         return result
 
     async def observe_many(
-        self, model_name: str, body: bytes, who: Principal | None = None
+        self,
+        model_name: str,
+        body: bytes,
+        who: Principal | None = None,
+        ticket: Ticket | None = None,
     ) -> Body:
         model = self.registry.model(model_name)
         data = load_json(body)
         streams = data.get("streams")
         if isinstance(streams, list):  # refused before its entries are checked
-            model.admission.check(len(streams))
-        request = self._many(model, parse_many_body(data, model.wire), who)
+            if ticket is None:
+                model.admission.check(len(streams))
+            else:
+                model.admission.grow(ticket, len(streams))
+        request = self._many(model, parse_many_body(data, model.wire))
         del data, streams
-        results = await model.observe_many(request.entries, request.detail)
-        self._after_many(model, request.entries, results, who)
+        results = await self._run_many(model, request.entries, request.detail, who, ticket)
         out = model.answers.entries(request.entries, results, request.detail)
         return {"model": model.name, "version": model.version, "results": out}
 
-    def _many(
-        self, model: ModelStreams, request: ManyRequest, who: Principal | None
-    ) -> ManyRequest:
-        """Bound the answer, then refuse (per entry, before any work) the streams this key
-        may not touch or create."""
+    def _many(self, model: ModelStreams, request: ManyRequest) -> ManyRequest:
+        """Bound the answer before any work."""
         n_quantiles = len(model.spec.quantiles)
         size = answer_bytes(request.entries, request.detail, model.horizon, n_quantiles)
         if size > self.max_answer:
@@ -120,25 +141,60 @@ class DataPlane:
                 f'{self.max_answer}; send fewer streams or ask for "forecast": "none"',
                 code="answer_too_large",
             )
+        return request
+
+    async def _run_many(
+        self,
+        model: ModelStreams,
+        entries: list[Entry | ServiceError],
+        detail: str,
+        who: Principal | None,
+        ticket: Ticket | None = None,
+        on_result: Callable[[int, Body | ServiceError], None] | None = None,
+    ) -> list[Body | ServiceError]:
+        """Tenancy and quota reservations, the work, then settling the reservations
+        (given back whole if the request fails as a whole)."""
+        reserved = self._tenancy(model, entries, who)
+        try:
+            results = await model.observe_many(entries, detail, on_result, ticket)
+        except BaseException:
+            if who is not None:
+                model.quotas.settle(who, (), reserved)
+            raise
+        self._after_many(model, entries, results, who, reserved)
+        return results
+
+    @staticmethod
+    def _tenancy(
+        model: ModelStreams, entries: list[Entry | ServiceError], who: Principal | None
+    ) -> int:
+        """Refuse (per entry, before any work) the streams this key may not touch, and
+        reserve the new streams it may create (429 per entry past its quota or rate);
+        returns how many were reserved, for ``settle``."""
         if who is None:
-            return request
-        entries = request.entries
-        lookup, quotas = model.store.lookup, model.quotas
-        new = 0
-        for i, entry in enumerate(entries):
-            if isinstance(entry, ServiceError):
-                continue
-            sid, _, reset = entry
-            err: ServiceError | None = stream_error(who, sid, reset)
-            if err is None and lookup(sid) is None:
-                try:
-                    quotas.admit_new(who, new)
-                    new += 1
-                except ServiceError as exc:
-                    err = exc
+            return 0
+        prefix = who.prefix
+        n = len(prefix)
+        # One pass without a call per entry: only the few suspects are worded.
+        suspects = [
+            i for i, e in enumerate(entries) if type(e) is tuple and (e[0][:n] != prefix or e[2])
+        ]
+        for i in suspects:
+            sid, _, reset = entries[i]  # type: ignore[misc]
+            err = stream_error(who, sid, reset)
             if err is not None:
                 entries[i] = err.located(f"streams[{i}].{err.message}", sid)
-        return request
+        lookup, quotas = model.store.lookup, model.quotas
+        reserved = 0
+        for i, e in enumerate(entries):
+            if type(e) is tuple and lookup(e[0]) is None:
+                try:
+                    quotas.admit_new(who)
+                except ServiceError as exc:
+                    entries[i] = exc.located(f"streams[{i}].{exc.message}", e[0])
+                else:
+                    reserved += 1
+        return reserved
 
     def _after_many(
         self,
@@ -146,48 +202,73 @@ class DataPlane:
         entries: list[Entry | ServiceError],
         results: list[Body | ServiceError],
         who: Principal | None,
+        reserved: int,
     ) -> None:
-        """Count the refused entries by reason; give the key the streams it created."""
+        """Count the refused entries by reason; settle the key's new-stream reservations
+        against the streams the request stepped."""
         rejected = self.metrics.entry_rejections
-        for entry, result in zip(entries, results, strict=True):
-            if isinstance(result, ServiceError):
-                rejected.labels(model.name, result.code).inc()
-            elif who is not None and isinstance(entry, tuple):
-                model.quotas.created_stream(who, entry[0])
+        failed = [i for i, r in enumerate(results) if isinstance(r, ServiceError)]
+        for i in failed:
+            rejected.labels(model.name, results[i].code).inc()  # type: ignore[union-attr]
+        if who is not None:
+            bad = set(failed)
+            stepped = [e[0] for i, e in enumerate(entries) if type(e) is tuple and i not in bad]
+            model.quotas.settle(who, stepped, reserved)
 
     async def observe_columns(
-        self, model_name: str, body: bytes, who: Principal | None = None
+        self,
+        model_name: str,
+        body: bytes,
+        who: Principal | None = None,
+        ticket: Ticket | None = None,
     ) -> Body:
         """The columnar multi-stream request (protocol/columns.py, engine/columns.py)."""
         model = self.registry.model(model_name)
         data = load_json(body)
         ids = data.get("stream_ids")
         if isinstance(ids, list):  # refused before its rows are checked
-            model.admission.check(len(ids))
+            self._admit(model, len(ids), ticket)
         request = parse_columns(data, model.wire)
         del data, ids
-        result = await self._columns(model, request, who)
+        result = await self._columns(model, request, who, ticket)
         return answer_columns(
             model.name, model.version, request.ids, result, request.detail,
             list(model.spec.quantiles), model.spec.median_index,
         )  # fmt: skip
 
     async def observe_columns_binary(
-        self, model_name: str, body: bytes, header_length: int, who: Principal | None = None
+        self,
+        model_name: str,
+        body: bytes,
+        header_length: int,
+        who: Principal | None = None,
+        ticket: Ticket | None = None,
     ) -> tuple[bytes, int]:
         """The same in the binary layout (protocol/columns_binary.py): (body, header length)."""
         model = self.registry.model(model_name)
         request = decode_columns(body, header_length, model.wire)
-        model.admission.check(len(request))
+        self._admit(model, len(request), ticket)
         del body
-        result = await self._columns(model, request, who)
+        result = await self._columns(model, request, who, ticket)
         return encode_answer(
             model.name, model.version, request.ids, result, request.detail,
             list(model.spec.quantiles), model.spec.median_index,
         )  # fmt: skip
 
+    @staticmethod
+    def _admit(model: ModelStreams, cost: int, ticket: Ticket | None) -> None:
+        """A bulk request's whole cost, refused (503) before its rows are checked."""
+        if ticket is None:
+            model.admission.check(cost)
+        else:
+            model.admission.grow(ticket, cost)
+
     async def _columns(
-        self, model: ModelStreams, request: ColumnsRequest, who: Principal | None
+        self,
+        model: ModelStreams,
+        request: ColumnsRequest,
+        who: Principal | None,
+        ticket: Ticket | None = None,
     ) -> ColumnsResult:
         spec = model.spec
         size = columns_answer_bytes(
@@ -199,15 +280,19 @@ class DataPlane:
                 f'{self.max_answer}; send fewer streams or ask for "forecast": "none"',
                 code="answer_too_large",
             )
-        new = engine_columns.admit(model, request, who)
-        result = await engine_columns.observe_columns(model, request)
+        new = engine_columns.admit(model, request, who)  # the key's reservations
+        try:
+            result = await engine_columns.observe_columns(model, request, ticket)
+        except BaseException:
+            if who is not None:
+                model.quotas.settle(who, (), len(new))
+            raise
         rejected = self.metrics.entry_rejections
         for exc in result.errors.values():
             rejected.labels(model.name, exc.code).inc()
         if who is not None:
-            for i in new:
-                if i not in result.errors:
-                    model.quotas.created_stream(who, request.ids[i])
+            stepped = [request.ids[i] for i in new if i not in result.errors]
+            model.quotas.settle(who, stepped, len(new))
         return result
 
     async def forecast(self, model_name: str, body: bytes, who: Principal | None = None) -> Body:
@@ -302,7 +387,7 @@ class DataPlane:
                 ))  # fmt: skip
                 return
             if "streams" in data:
-                request = self._many(model, parse_many_body(data, model.wire, WS_MANY_KEYS), who)
+                request = self._many(model, parse_many_body(data, model.wire, WS_MANY_KEYS))
                 entries, detail = request.entries, request.detail
                 del data
 
@@ -310,8 +395,7 @@ class DataPlane:
                     # Called while entry i's stream is still locked: per-stream order holds.
                     send(model.answers.entry(_entry_id(entries[i]), result, detail))
 
-                results = await model.observe_many(entries, detail, on_result=answer)
-                self._after_many(model, entries, results, who)
+                await self._run_many(model, entries, detail, who, on_result=answer)
                 return
             request_one = parse_stream_body(data, model.wire, WS_STREAM_KEYS)
             sid = check_stream_id(data.get("stream_id"), "stream_id")

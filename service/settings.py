@@ -152,8 +152,11 @@ class Settings(BaseSettings):
     """A request's head and body must arrive within this from its first byte (or from
     the connection opening); slower connections are closed."""
 
-    keep_alive_seconds: int = Field(default=5, ge=1, le=3600)
-    """Idle keep-alive connections are closed after this (uvicorn timeout_keep_alive)."""
+    keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
+    """Idle keep-alive connections are closed after this (uvicorn timeout_keep_alive).
+    Longer than any client's idle period (producers posting every few seconds, nginx's
+    upstream keepalive_timeout of 60 s): a request sent just as the server closes an
+    idle connection is lost without an answer, so the client side must close first."""
 
     max_connections: int = Field(default=2048, ge=1, le=1_000_000)
     """Connections (and tasks) at once; beyond it uvicorn answers 503 at once
@@ -173,6 +176,18 @@ class Settings(BaseSettings):
     request waits for its streams until it answered; a request that does not fit is
     refused whole with 503 before any work. Bounds the queueing time of admitted work
     (about this many rows over the model's rows/s) and the parsed requests held."""
+
+    admission_seconds: float = Field(default=1.0, gt=0, le=60)
+    """Target time for admitted work: the bound on rows in flight is the model's
+    measured drain rate (rows answered per second of busy time) times this, at most
+    admission_rows and at least max_batch_rows; beyond it requests are refused whole
+    with 503 before any work. One second (plus the 0.5 s refusal back-off) stays within
+    the 2 s an answer should take under overload; shorter targets measured lower
+    throughput under overload here (fewer requests in flight batch less well)."""
+
+    queue_deadline_seconds: float = Field(default=1.0, gt=0, le=600)
+    """An admitted request that waited this long for its stream (behind other requests
+    of that stream) is refused with 503 when its turn comes, before any work."""
 
     refusal_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
     """After answering a request refused for load (503), share (429) or key (401/403) at

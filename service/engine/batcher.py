@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 
@@ -96,50 +96,6 @@ class Item:
         self.error = exc
         if self.group is not None:
             self.group.done_one()
-
-
-class Admission:
-    """Whole requests in, or none, before any work: each request holds its cost (the
-    observations it brings: model steps at least) from before it waits for its streams
-    until it has answered, and one that does not fit under the bound is refused at once
-    with 503. So the batch queue never holds more than admitted work, admitted work runs
-    in bounded time, and parsed requests waiting on a busy stream are bounded too. A
-    request larger than the bound is still admitted when nothing else is in flight."""
-
-    def __init__(self, limit: int, metrics: ModelMetrics) -> None:
-        self.limit = limit
-        self.held = 0
-        self._metrics = metrics
-
-    def check(self, cost: int = 1) -> None:
-        """Refuse now what could not be admitted, from a cheap lower bound of its cost
-        (before its body is read or its entries are checked): under overload, refusing
-        must cost far less than the work it protects, or refusals starve admitted work."""
-        if self.held and self.held + cost > self.limit:
-            self._refuse()
-
-    def admit(self, cost: int) -> None:
-        if self.held and self.held + cost > self.limit:
-            self._refuse()
-        self.held += cost
-
-    def release(self, cost: int) -> None:
-        self.held -= cost
-
-    @contextlib.contextmanager
-    def hold(self, cost: int) -> Iterator[None]:
-        self.admit(cost)
-        try:
-            yield
-        finally:
-            self.release(cost)
-
-    def _refuse(self) -> None:
-        self._metrics.queue_full.inc()
-        raise QueueFull(
-            f"the model has as much work in flight as it may ({self.limit} rows); retry shortly",
-            retry_after=1.0,
-        )
 
 
 class Batcher:

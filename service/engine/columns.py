@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from service.engine import many
+from service.engine.admission import Ticket
 from service.engine.batcher import Item
 from service.engine.lane import Block, Lane
 from service.engine.store import NO_SEQ
@@ -62,7 +63,7 @@ def admit(model: ModelStreams, req: ColumnsRequest, who: Principal | None) -> li
         if i in errors:
             continue
         try:
-            model.quotas.admit_new(who, len(new))
+            model.quotas.admit_new(who)  # reserved; the data plane settles it
         except ServiceError as exc:
             errors[i] = exc.located(f"stream_ids[{i}] ({ids[i]!r}): {exc.message}", ids[i])
             continue
@@ -70,13 +71,16 @@ def admit(model: ModelStreams, req: ColumnsRequest, who: Principal | None) -> li
     return new
 
 
-async def observe_columns(model: ModelStreams, req: ColumnsRequest) -> ColumnsResult:
-    """Apply a columnar request; admitted whole (or 503 before any work)."""
+async def observe_columns(
+    model: ModelStreams, req: ColumnsRequest, ticket: Ticket | None = None
+) -> ColumnsResult:
+    """Apply a columnar request; admitted whole (or 503 before any work); ``ticket``: the
+    transport's reservation, topped up to the request's cost."""
     n = len(req)
     out = ColumnsResult.empty(n, model.horizon, len(model.spec.quantiles), req.errors)
     alive = np.ones(n, dtype=np.bool_)
     alive[list(req.errors)] = False
-    with model.admission.hold(int(alive.sum())):
+    with model.admission.hold(int(alive.sum()), ticket):
         await _observe(model, req, alive, out)
     return out
 

@@ -14,8 +14,9 @@ import numpy as np
 
 from service.engine import many
 from service.engine.accuracy import Accuracy
+from service.engine.admission import Admission, Ticket
 from service.engine.artifacts import LoadedModel
-from service.engine.batcher import Admission, Batcher
+from service.engine.batcher import Batcher
 from service.engine.calendar import Calendar
 from service.engine.lane import Lane
 from service.engine.locks import StreamLocks
@@ -91,7 +92,10 @@ class ModelStreams:
             settings.max_gap_steps, settings.max_steps_per_request,
         )  # fmt: skip
         self.max_steps = settings.max_steps_per_request
-        self.admission = Admission(settings.admission_rows, metrics)
+        self.admission = Admission(
+            settings.admission_rows, metrics, settings.admission_seconds,
+            settings.queue_deadline_seconds, settings.max_batch_rows,
+        )  # fmt: skip
         self.lane = Lane(
             self.store, rows, calendar, self.accuracy, self.sampled, self.answers, metrics,
             spec.target_index, spec.median_index,
@@ -182,11 +186,25 @@ class ModelStreams:
 
     # -- public operations ---------------------------------------------------------
 
-    async def observe(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
-        locks = self.locks
-        with self.admission.hold(len(obs)):  # whole or not at all, before any wait
-            await locks.wait(stream_id, locks.enqueue(stream_id))
+    async def observe(
+        self, stream_id: str, obs: list[Obs], reset: bool, ticket: Ticket | None = None
+    ) -> Body:
+        # Whole or not at all, before any wait (``ticket``: reserved by the transport).
+        with self.admission.hold(len(obs), ticket) as held:
+            await self._turn(stream_id, held)
             return await self._observe_locked(stream_id, obs, reset)
+
+    async def _turn(self, stream_id: str, held: Ticket) -> None:
+        """Take the stream's lock; a request that had to wait past the admission
+        deadline gives its turn up and is refused (503) before any work."""
+        locks = self.locks
+        turn = locks.enqueue(stream_id)
+        if turn is None:
+            return
+        await locks.wait(stream_id, turn)
+        if self.admission.late(held):
+            locks.release(stream_id)
+            raise self.admission.refuse_late()
 
     async def _observe_locked(self, stream_id: str, obs: list[Obs], reset: bool) -> Body:
         try:
@@ -251,11 +269,12 @@ class ModelStreams:
         entries: list[Entry | ServiceError],
         detail: str = "full",
         on_result: Callable[[int, Body | ServiceError], None] | None = None,
+        ticket: Ticket | None = None,
     ) -> list[Body | ServiceError]:
         """Many streams in one go (engine/many.py), admitted whole (or 503 before any
         work)."""
         cost = sum(len(e[1]) for e in entries if not isinstance(e, ServiceError))
-        with self.admission.hold(cost):
+        with self.admission.hold(cost, ticket):
             return await many.observe_many(self, entries, detail, on_result)
 
     async def forecast(self, obs: list[Obs]) -> Body:
@@ -298,8 +317,8 @@ class ModelStreams:
         """Apply and answer, then forget the stream, in one turn of its lock (the end of
         a v2 sequence): no other request of the stream runs in between."""
         locks = self.locks
-        with self.admission.hold(len(obs)):  # whole or not at all, before any wait
-            await locks.wait(stream_id, locks.enqueue(stream_id))
+        with self.admission.hold(len(obs)) as held:  # whole or not at all, before any wait
+            await self._turn(stream_id, held)
             try:
                 answer = await self._observe_held(stream_id, obs, reset)
                 await self._drop(stream_id)

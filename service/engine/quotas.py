@@ -8,6 +8,11 @@ the model's stream cap never takes a stream younger than the grace period whose 
 is within its quota, so a key flooding new ids evicts old or over-quota streams (its
 own first, as they are the least recently used) and never another client's fresh ones.
 Without authentication nothing is tracked and nothing here costs anything.
+
+A new stream is reserved when its request is admitted (it counts as live from then), and
+the reservation is settled when the request has answered: kept for each stream it
+created, given back for the rest. So concurrent requests of one key cannot together
+create more streams than its quota, whatever their interleaving.
 """
 
 from __future__ import annotations
@@ -31,20 +36,21 @@ class StreamQuotas:
         self.new_per_second = new_per_second
         self.grace = grace_seconds
         self.clock = clock
-        self.owner: dict[str, str] = {}  # stream id -> owner's name
-        self.created: dict[str, float] = {}
-        self.live: dict[str, int] = {}  # owner's name -> live streams
+        # stream id -> (owner's name, when created): one entry per stream
+        self.owner: dict[str, tuple[str, float]] = {}
+        self.live: dict[str, int] = {}  # owner's name -> live streams and reservations
         self.limit: dict[str, int | None] = {}  # owner's name -> its live-stream quota
         self._tokens: dict[str, tuple[float, float]] = {}  # name -> (tokens, at)
 
     def _limit_of(self, who: Principal) -> int | None:
         return who.max_streams if who.max_streams is not None else self.max_streams
 
-    def admit_new(self, who: Principal, pending: int = 0) -> None:
-        """A key is about to create a stream (``pending`` more already admitted in the
-        same request): refuse (429) past its quota or its rate."""
+    def admit_new(self, who: Principal) -> None:
+        """A key is about to create a stream: refuse (429) past its quota or its rate,
+        else reserve it (``settle`` keeps or gives back the reservation)."""
         limit = self._limit_of(who)
-        if limit is not None and self.live.get(who.name, 0) + pending >= limit:
+        live = self.live.get(who.name, 0)
+        if limit is not None and live >= limit:
             raise TooManyRequests(
                 f"stream_id: this key holds its quota of {limit} live streams; forget some "
                 "(DELETE) or let them expire",
@@ -63,26 +69,37 @@ class StreamQuotas:
                 retry_after=1.0,
             )
         self._tokens[who.name] = (tokens - 1.0, now)
+        self.live[who.name] = live + 1
 
-    def created_stream(self, who: Principal, stream_id: str) -> None:
-        if stream_id in self.owner:
-            return
-        self.owner[stream_id] = who.name
-        self.created[stream_id] = self.clock()
-        self.live[who.name] = self.live.get(who.name, 0) + 1
-        self.limit[who.name] = self._limit_of(who)
+    def settle(self, who: Principal, stepped: Iterable[str], reserved: int) -> None:
+        """After a request answered: the key owns each stream it stepped that had no
+        owner (the ones it created); its ``reserved`` new streams are thereby kept, or
+        given back (a stream that failed, or that a concurrent request created first)."""
+        owner = self.owner
+        name = who.name
+        mark = (name, self.clock())
+        new = 0
+        for sid in stepped:
+            if sid not in owner:
+                owner[sid] = mark
+                new += 1
+        if new or reserved:
+            self.live[name] = self.live.get(name, 0) + new - reserved
+            self.limit[name] = self._limit_of(who)
 
     def forget(self, stream_ids: Iterable[str]) -> None:
         for sid in stream_ids:
-            name = self.owner.pop(sid, None)
-            if name is not None:
-                del self.created[sid]
-                self.live[name] -= 1
+            owned = self.owner.pop(sid, None)
+            if owned is not None:
+                self.live[owned[0]] -= 1
 
     def protected(self, stream_id: str) -> bool:
         """Whether eviction must spare this stream: young, and its owner within quota."""
-        name = self.owner.get(stream_id)
-        if name is None or self.clock() - self.created[stream_id] >= self.grace:
+        owned = self.owner.get(stream_id)
+        if owned is None:
+            return False
+        name, created = owned
+        if self.clock() - created >= self.grace:
             return False
         limit = self.limit.get(name)
         return limit is None or self.live[name] <= limit

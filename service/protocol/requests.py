@@ -184,7 +184,10 @@ def parse_one(o: object, n_inputs: int, prefix: str, i: int, bounds: Bounds = ()
         raise InvalidInput(f"{prefix}[{i}].ts: {exc}") from None
     seq = o.get("seq")
     if seq is not None and (type(seq) is not int or not 0 <= seq < MAX_SEQ):
-        raise InvalidInput(f"{prefix}[{i}].seq: must be an integer in [0, 2^62), got {seq!r:.40}")
+        raise InvalidInput(
+            f"{prefix}[{i}].seq: must be an integer in [0, 2^62), got {seq!r:.40} (a stream "
+            'at the largest seq goes on with an observation without seq, or "reset": true)'
+        )
     values = o.get("values")
     field = "values"
     if values is None:

@@ -21,12 +21,13 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane
+from service.engine.admission import Ticket
 from service.errors import MethodNotAllowed, RetryLater, render
 from service.metrics import Metrics
 from service.protocol import v2_rest
 from service.protocol.access import Principal
 from service.protocol.answers import Body, dumps
-from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY
+from service.transport.guard import PARAMS_KEY, PRINCIPAL_KEY, ROUTE_KEY, HostRule
 from service.transport.limits import (
     BACKOFF_KEY,
     BodyBudget,
@@ -38,16 +39,18 @@ from service.transport.limits import (
 from service.transport.routes import HOT, Route, allowed_methods
 
 BYTES_PER_OBS = 100  # a compact multi-stream entry of one observation is ~60-100 bytes
-Call = Callable[[DataPlane, dict[str, str], bytes, Principal | None], Awaitable[Body]]
+Call = Callable[[DataPlane, dict[str, str], bytes, Principal | None, Ticket], Awaitable[Body]]
 Probe = Callable[[DataPlane], Body]
 
 # The data plane call of each hot route, by the route's operation name.
 _CALLS: dict[str, Call] = {
-    "observe_stream": lambda dp, p, body, who: dp.observe_stream(
-        p["model"], p["stream_id"], body, who
+    "observe_stream": lambda dp, p, body, who, ticket: dp.observe_stream(
+        p["model"], p["stream_id"], body, who, ticket
     ),
-    "observe_many": lambda dp, p, body, who: dp.observe_many(p["model"], body, who),
-    "observe_columns": lambda dp, p, body, who: dp.observe_columns(p["model"], body, who),
+    "observe_many": lambda dp, p, body, who, ticket: dp.observe_many(p["model"], body, who, ticket),
+    "observe_columns": lambda dp, p, body, who, ticket: dp.observe_columns(
+        p["model"], body, who, ticket
+    ),
 }
 _PROBES: dict[str, Probe] = {
     "health": lambda dp: dp.health(),
@@ -71,6 +74,34 @@ async def send_binary(send: Send, data: bytes, head: int) -> None:
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+class Probes:
+    """The probes for the protocol (server.GuardedHttp): path and Host in, the answer
+    out (None: not a probe, or a Host the guard refuses), counted like any request."""
+
+    def __init__(self, dataplane: DataPlane, metrics: Metrics, hosts: HostRule) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.hosts = hosts
+        self.routes = {r.path.encode(): r for r in HOT if r.name in _PROBES}
+
+    def __call__(self, path: bytes, host: bytes | None) -> tuple[int, bytes, dict[str, str]] | None:
+        route = self.routes.get(path)
+        if route is None or not self.hosts.allows(host):
+            return None
+        started = time.perf_counter()
+        status, data, headers = probe_answer(self.dataplane, route.name)
+        self.metrics.observe_http(route.path, "GET", status, time.perf_counter() - started)
+        return status, data, headers or {}
+
+
+def probe_answer(dp: DataPlane, name: str) -> tuple[int, bytes, dict[str, str] | None]:
+    try:
+        return 200, dumps(_PROBES[name](dp)), None
+    except Exception as exc:
+        status, error, headers = render(exc)
+        return status, dumps(error), headers
 
 
 class FastPath:
@@ -124,17 +155,19 @@ class FastPath:
         started = time.perf_counter()
         headers: dict[str, str] | None = None
         taken = 0
+        ticket: Ticket | None = None
+        admission = None
         try:
-            probe = _PROBES.get(route.name)
-            if probe is not None:
-                status, data = 200, dumps(probe(self.dataplane))
+            if route.name in _PROBES:
+                status, data, headers = probe_answer(self.dataplane, route.name)
             else:
                 dp = self.dataplane
                 length = content_length(scope)
                 # 503 now if even a lower bound of its cost does not fit: an observation
                 # takes more than BYTES_PER_OBS bytes of JSON.
                 estimate = max(1, (length or 0) // BYTES_PER_OBS)
-                dp.model(params["model"]).admission.check(estimate)
+                admission = dp.model(params["model"]).admission
+                admission.check(estimate)
                 if length is not None and length > self.max_body:
                     raise too_large(self.max_body)
                 wanted = self.max_body if length is None else length
@@ -143,10 +176,14 @@ class FastPath:
                 body = await read_body(receive, self.max_body)
                 if body is None:
                     return  # the client left before sending its body
+                # Held from here, before the body is parsed: of a burst that passed the
+                # check together, only what fits is parsed (the rest is 503 at once).
+                # Not before the read, so a client trickling its body holds nothing.
+                ticket = admission.reserve(estimate)
                 split = header_length(scope, len(body)) if route.name == "observe_columns" else None
                 if split is not None:  # the columnar form's binary layout
                     data, head = await dp.observe_columns_binary(
-                        params["model"], body, split, scope[PRINCIPAL_KEY]
+                        params["model"], body, split, scope[PRINCIPAL_KEY], ticket
                     )
                     await send_binary(send, data, head)
                     self.metrics.observe_http(
@@ -154,7 +191,8 @@ class FastPath:
                     )
                     return
                 call = _CALLS[route.name]
-                status, data = 200, dumps(await call(dp, params, body, scope[PRINCIPAL_KEY]))
+                answer = await call(dp, params, body, scope[PRINCIPAL_KEY], ticket)
+                status, data = 200, dumps(answer)
         except Exception as exc:
             status, error, headers = render(exc)
             data = dumps(error)
@@ -162,5 +200,7 @@ class FastPath:
                 scope[BACKOFF_KEY] = self.backoff
         finally:
             self.budget.give(taken)
+            if ticket is not None and admission is not None:
+                admission.release(ticket)
         await send_json(send, status, data, headers)
         self.metrics.observe_http(route.path, route.method, status, time.perf_counter() - started)

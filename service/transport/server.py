@@ -7,6 +7,9 @@ a request (head and body, from its first byte or from the connection opening) mu
 arrive within ``read_timeout_seconds`` or the connection is closed (so half-open or
 trickling sockets cannot pile up), and a head over ``max_header_bytes`` gets 431. Both,
 and the parser's own 400s, are counted in ``forecast_connection_refusals_total``.
+The probes (/healthz, /readyz) are answered in the read callback itself (``probe``,
+built by the app with the same Host rule and metrics), so they never wait behind the
+request tasks of the same loop turn.
 After a request refused for load, share or key (limits.BACKOFF_KEY) has been answered,
 the connection reads nothing more for ``refusal_backoff_seconds``: the refusal itself
 goes out at once, but a client that retries at once waits, so refusals stay cheap.
@@ -16,6 +19,8 @@ goes out at once, but a client that retries at once waits, so refusals stay chea
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import httptools
@@ -26,11 +31,17 @@ from service.metrics import Family
 from service.settings import Settings
 from service.transport.limits import BACKOFF_KEY
 
+# (path, Host header) -> the probe's (status, body, headers), or None: not for it.
+Probe = Callable[[bytes, bytes | None], tuple[int, bytes, dict[str, str]] | None]
 
-def guarded_http(read_timeout: float, max_head: int, refusals: Family) -> type[HttpToolsProtocol]:
+
+def guarded_http(
+    read_timeout: float, max_head: int, refusals: Family, probe: Probe | None = None
+) -> type[HttpToolsProtocol]:
     class GuardedHttp(HttpToolsProtocol):
         _timer: asyncio.TimerHandle | None = None
         _head = 0
+        _probed = False  # this request was a probe, answered from the read callback
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -85,8 +96,50 @@ def guarded_http(read_timeout: float, max_head: int, refusals: Family) -> type[H
             if not self.transport.is_closing():
                 self.flow.resume_reading()
 
+        def on_headers_complete(self) -> None:
+            if probe is None or not self._answer_probe(probe):
+                super().on_headers_complete()
+
+        def _answer_probe(self, probe: Probe) -> bool:
+            """/healthz and /readyz answered right here, in the read callback: under load
+            they never wait behind the request tasks created in the same loop turn."""
+            if self.parser.get_method() != b"GET" or self.parser.get_http_version() != "1.1":
+                return False
+            if self.cycle is not None and not self.cycle.response_complete:
+                return False  # pipelined behind a request still running: answers in order
+            host = None
+            for name, value in self.headers:
+                if name == b"host":
+                    host = value
+            answer = probe(self.url.partition(b"?")[0], host)
+            if answer is None:
+                return False  # not a probe, or a Host the guard must refuse
+            status, data, headers = answer
+            keep = self.parser.should_keep_alive()
+            head = [
+                b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode()),
+                b"content-type: application/json\r\ncontent-length: %d\r\n" % len(data),
+            ]
+            head.extend(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
+            if not keep:
+                head.append(b"connection: close\r\n")
+            self.transport.write(b"".join(head) + b"\r\n" + data)
+            self._probed = True
+            return True
+
+        def on_body(self, body: bytes) -> None:
+            if not self._probed:
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
             self._disarm()
+            if self._probed:
+                self._probed = False
+                if not self.parser.should_keep_alive():
+                    self.transport.close()
+                else:
+                    self.on_response_complete()  # keep-alive timer, pipelined requests
+                return
             super().on_message_complete()
 
         def handle_websocket_upgrade(self) -> None:
@@ -132,11 +185,13 @@ class _HeadTooLarge(Exception):
 def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
     """The service's uvicorn config (``overrides``: e.g. log_level for tests)."""
     refusals = app.state.service.metrics.connection_refusals
+    probe = getattr(app.state, "probe", None)
+    http = guarded_http(settings.read_timeout_seconds, settings.max_header_bytes, refusals, probe)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": guarded_http(settings.read_timeout_seconds, settings.max_header_bytes, refusals),
+        "http": http,
         "ws": "websockets-sansio",
         "ws_max_size": settings.max_body_bytes,
         "log_level": settings.log_level,
