@@ -19,7 +19,7 @@ import pytest
 from svc_helpers import SENSOR, LiveServer, held_out, make_settings, obs_body
 from test_admission import MANY, STREAM, Gate, _entries, _until
 
-from service import dataplane
+from service import bulk
 from service.app import create_app
 from service.engine.admission import WINDOW_SECONDS, Admission
 from service.errors import QueueFull
@@ -178,13 +178,13 @@ def test_a_measured_budget_refuses_the_next_request_whole_before_it_is_parsed(
     assert model.admission.limit == 8
     gate = Gate(server)
     parsed: list[int] = []
-    real_parse = dataplane.parse_many_body
+    real_parse = bulk.parse_many_body
 
     def counting_parse(*args: Any, **kwargs: Any) -> Any:
         parsed.append(1)
         return real_parse(*args, **kwargs)
 
-    monkeypatch.setattr(dataplane, "parse_many_body", counting_parse)
+    monkeypatch.setattr(bulk, "parse_many_body", counting_parse)
     ids_a = [f"a{k}" for k in range(6)]
     with httpx.Client(base_url=server.url, timeout=30) as c:
         first = pool.submit(c.post, MANY, json=_entries(seconds, values, ids_a))
