@@ -13,14 +13,26 @@ Two modes:
 
 Seasonal memory (memory="seasonal", level mode): the state also keeps the last S scaled
 target values (S = the longest season) and how many of them are real. For every season
-L the graph looks up the seasonal naive forecast for each horizon step (the value L
-steps before it, or a whole number of seasons before when the horizon is longer) and
-the head adds a learned, state-dependent multiple of (seasonal naive - current value):
-a correction on top of "same time last week" that can also lean on the recurrent
-forecast. The current seasonal differences are inputs to the cell too. The buffer is
+L the graph looks up, for each horizon step h, the seasonal change: how the series moved
+over h steps one season ago (the value L steps before t+h minus the value L steps
+before t; a whole number of seasons when h > L), and the head adds a learned,
+state-dependent multiple of it to the current value. So the model starts from "now,
+moved as it moved last week" (the seasonal naive forecast shifted to today's level,
+which a trending or re-levelled series needs) and learns the correction; it can also
+lean on the recurrent forecast. The current seasonal differences are inputs to the
+cell too. The buffer is
 shifted by concatenation and a gather of the last S, so a step costs a copy of S floats, and T steps
 at once give exactly what T single steps give. Until a stream has seen L values, the
 season-L terms are zero (the value is unknown, not zero).
+
+Per-stream scaling (stream_scaling=True, level mode; a global model of many series): after
+the global training-split scaling, each client input is scaled again by the stream's OWN
+running mean and standard deviation, kept in one more state tensor (count, sums and sums
+of squares since the stream began). The statistics start from a prior of `scaling_prior`
+pseudo-steps at the global scaling (mean 0, variance 1), so a new stream is scaled like
+the training data and moves to its own scale as it is seen. The head forecasts in the
+stream's units and the graph multiplies back, so one graph serves series of any size and
+the service needs nothing beyond the declared state.
 """
 
 from __future__ import annotations
@@ -48,6 +60,10 @@ class ForecasterSpec:
     mode: str = "level"
     seasons: tuple[int, ...] = ()  # seasonal memory: the seasons it looks back by
     memory: str = "none"  # "seasonal": keep the last max(seasons) target values as state
+    # Per-stream scaling of the first `stream_columns` columns of x (the client inputs) by
+    # running statistics in the state; 0 = off.
+    stream_columns: int = 0
+    scaling_prior: float = 168.0  # pseudo-steps of the global scaling the statistics start at
 
     @property
     def median_index(self) -> int:
@@ -63,6 +79,9 @@ class ForecasterSpec:
         if self.memory == "seasonal":
             shapes["history"] = (self.memory_length,)  # last S scaled targets, oldest first
             shapes["history_seen"] = (1,)  # how many of them are real (at most S)
+        if self.stream_columns:
+            # count, then the sums and the sums of squares of each globally scaled input
+            shapes["stream_stats"] = (1 + 2 * self.stream_columns,)
         return shapes
 
     @property
@@ -88,6 +107,7 @@ class Forecaster(nn.Module):
     r_std: Tensor
     spread: Tensor
     season_back: Tensor
+    season_base: Tensor
     memory_keep: Tensor
 
     def __init__(self, spec: ForecasterSpec) -> None:
@@ -100,13 +120,15 @@ class Forecaster(nn.Module):
             raise ValueError(f"memory must be 'none' or 'seasonal', not {spec.memory!r}")
         if spec.memory == "seasonal" and (spec.mode != "level" or not spec.seasons):
             raise ValueError("seasonal memory needs level mode and at least one season")
+        if spec.stream_columns and spec.mode != "level":
+            raise ValueError("per-stream scaling needs level mode")
         if list(spec.quantiles) != sorted(spec.quantiles):
             raise ValueError("quantiles must be increasing")
         self.spec = spec
         # Returns mode feeds the return and its magnitude (volatility clusters).
         core_inputs = spec.n_features + (1 if spec.mode == "returns" else 0)
         # Seasonal memory feeds, per season, the current seasonal difference and the
-        # next step's seasonal naive value relative to the current one.
+        # next step's seasonal change.
         memory_seasons = spec.seasons if spec.memory == "seasonal" else ()
         core_inputs += 2 * len(memory_seasons)
         rnn = nn.LSTM if spec.cell == "lstm" else nn.GRU
@@ -118,8 +140,8 @@ class Forecaster(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(spec.hidden, spec.horizon * len(spec.quantiles))
-        # How much of each season's (seasonal naive - current) each horizon step takes;
-        # it starts as "same time one longest season ago" plus the head's correction.
+        # How much of each season's seasonal change each horizon step takes; it starts
+        # as "now, moved as it moved one longest season ago" plus the head's correction.
         self.gate: nn.Linear | None = None
         if memory_seasons:
             self.gate = nn.Linear(spec.hidden, spec.horizon * len(memory_seasons))
@@ -137,6 +159,8 @@ class Forecaster(nn.Module):
             torch.stack(back) if back else torch.zeros(0, spec.horizon, dtype=torch.long),
             persistent=False,
         )
+        # ... and of the value the same whole number of seasons before "now": -L·ceil(h/L).
+        self.register_buffer("season_base", self.season_back - steps.unsqueeze(0), persistent=False)
         self.register_buffer("memory_keep", torch.arange(spec.memory_length), persistent=False)
         # Fitted on the training split only (set_scaling); saved with the weights.
         self.register_buffer("x_mean", torch.zeros(spec.n_features))
@@ -168,6 +192,10 @@ class Forecaster(nn.Module):
         names = list(spec.state_shapes())
         named = dict(zip(names, state, strict=True))
         z = (x - self.x_mean) / self.x_std
+        stream_std: Tensor | None = None
+        if spec.stream_columns:
+            anchor_global = z[..., spec.target_index]
+            z, stream_std, new_stats = self._stream_scale(z, named["stream_stats"])
         rnn_state = [named["h"], named["c"]] if spec.cell == "lstm" else [named["h"]]
         extra_state: list[Tensor] = []
         if spec.mode == "returns":
@@ -183,12 +211,16 @@ class Forecaster(nn.Module):
             new_prev = torch.stack([log_price[:, -1], torch.ones_like(log_price[:, -1])], -1)
             extra_state.append(new_prev)
         else:
-            anchor = z[..., spec.target_index]
+            # With per-stream scaling the anchor stays in global units: the forecast is
+            # brought back from the stream's units below, so to_raw is the same for both.
+            anchor = z[..., spec.target_index] if stream_std is None else anchor_global
         seasonal = None
         if spec.memory == "seasonal":
             inputs, seasonal, new_memory = self._seasonal(
                 anchor, named["history"], named["history_seen"]
             )
+            if stream_std is not None:
+                inputs = inputs / stream_std.unsqueeze(-1)
             z = torch.cat([z, inputs], dim=-1)
             extra_state += new_memory
         # State is batch-first at the boundary; the cell wants layers first.
@@ -201,18 +233,44 @@ class Forecaster(nn.Module):
         q = _non_crossing(raw, spec.median_index)
         median = q[..., spec.median_index : spec.median_index + 1]
         q = median + self.spread.unsqueeze(-1) * (q - median)
+        if stream_std is not None:
+            q = q * stream_std.unsqueeze(-1).unsqueeze(-1)  # stream units -> global units
+            new_state.append(new_stats)
         if seasonal is not None and self.gate is not None:
             gates = self.gate(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
             q = q + (gates * seasonal).sum(dim=2).unsqueeze(-1)  # shifts every quantile
         return q, anchor, new_state
+
+    def _stream_scale(self, z: Tensor, stats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """z [B,T,F] globally scaled; stats [B, 1+2k] (count, sums, sums of squares).
+
+        Returns z with its first k columns scaled by the stream's running statistics
+        (including the current step), the target's running std [B,T], and the new stats.
+        Cumulative sums over T, so T steps at once equal T single steps.
+        """
+        k, prior = self.spec.stream_columns, self.spec.scaling_prior
+        inputs = z[..., :k]
+        count = stats[:, :1] + torch.cumsum(torch.ones_like(inputs[..., 0]), dim=1)  # [B,T]
+        sums = stats[:, 1 : 1 + k].unsqueeze(1) + torch.cumsum(inputs, dim=1)
+        squares = stats[:, 1 + k :].unsqueeze(1) + torch.cumsum(inputs * inputs, dim=1)
+        weight = count.unsqueeze(-1) + prior
+        mean = sums / weight
+        std = torch.sqrt(torch.clamp((squares + prior) / weight - mean * mean, min=1e-4))
+        scaled = torch.cat([(inputs - mean) / std, z[..., k:]], dim=-1)
+        # Totals over T by sums rather than the cumsums' last row: the exporter can then
+        # declare the state's length, which it cannot infer from a slice of a dynamic axis.
+        steps = torch.ones_like(inputs[..., 0]).sum(dim=1, keepdim=True)  # [B,1]
+        new_stats = stats + torch.cat([steps, inputs.sum(dim=1), (inputs * inputs).sum(dim=1)], -1)
+        return scaled, std[..., self.spec.target_index], new_stats
 
     def _seasonal(
         self, now: Tensor, history: Tensor, seen: Tensor
     ) -> tuple[Tensor, Tensor, list[Tensor]]:
         """now [B,T] scaled targets; history [B,S]; seen [B,1].
 
-        Returns the cell's extra inputs [B,T,2·nL], each season's (seasonal naive -
-        current) for every horizon step [B,T,nL,H] (0 where unknown), and the new state.
+        Returns the cell's extra inputs [B,T,2·nL], each season's seasonal change for
+        every horizon step [B,T,nL,H] (the change over h steps one whole number of seasons
+        ago; 0 where unknown), and the new state.
         Index arithmetic is on a [T] ramp built from the data, so T stays dynamic.
         """
         size = self.spec.memory_length
@@ -222,9 +280,11 @@ class Forecaster(nn.Module):
         inputs, terms = [], []
         for k, season in enumerate(self.spec.seasons):
             at = ramp.unsqueeze(1) + (size + self.season_back[k]).unsqueeze(0)  # [T,H]
-            naive = full[:, at]  # [B,T,H]
-            known = (at.unsqueeze(0).float() >= first_real.unsqueeze(-1)).float()
-            terms.append((naive - now.unsqueeze(-1)) * known)
+            # The same whole number of seasons back from now: the change from there to
+            # the naive value is how the series moved over those h steps a season ago.
+            base = ramp.unsqueeze(1) + (size + self.season_base[k]).unsqueeze(0)  # [T,H]
+            known = (base.unsqueeze(0).float() >= first_real.unsqueeze(-1)).float()
+            terms.append((full[:, at] - full[:, base]) * known)
             back = ramp + (size - season)  # [T]: one season before each step
             known_now = (back.unsqueeze(0).float() >= first_real).float()  # [B,T]
             inputs += [(now - full[:, back]) * known_now, terms[-1][..., 0]]
