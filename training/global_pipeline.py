@@ -20,7 +20,7 @@ import numpy as np
 from training import report, verdict
 from training.export import check_parity, export_onnx, manifest, write_manifest
 from training.global_train import GlobalTrained
-from training.pipeline import evaluation, staged, streamed_parity
+from training.pipeline import evaluation, staged, streamed_parity, training_record
 from training.verdict import display
 
 POOLED = ("mae", "mase", "pinball", "coverage_80")
@@ -122,12 +122,7 @@ def _write(trained: GlobalTrained, directory: Path, scores: dict, arrays: list[t
         worst = max(worst, err)
         scores["series"][key]["parity"] = {"streamed_vs_offline": err, "streamed_mae": streamed_mae}
     scores["parity"] = {**parity, "streamed_vs_offline": worst}
-    scores["training"] = {
-        "seconds": round(trained.seconds, 1),
-        "epochs": trained.epochs_run,
-        "best_validation_pinball": trained.best_val_loss,
-        "notes": list(trained.notes),
-    }
+    scores["training"] = training_record(trained)
 
     def span(k: int, lo: int, hi: int) -> list[str]:
         index = panel.series[k].frame.index

@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from training.export import (
 )
 from training.resolve import baseline_lag
 from training.train import Trained
+
+if TYPE_CHECKING:
+    from training.global_train import GlobalTrained
 
 
 def evaluation(trained: Trained) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
@@ -123,6 +127,16 @@ def streamed_parity(
     return stream_err, float(streamed_scores["mae"])  # type: ignore[arg-type]
 
 
+def training_record(trained: Trained | GlobalTrained) -> dict[str, object]:
+    """How the weights were made, for the report and the manifest."""
+    return {
+        "seconds": round(trained.seconds, 1),
+        "epochs": trained.epochs_run,
+        "best_validation_pinball": trained.best_val_loss,
+        "notes": list(trained.notes),
+    }
+
+
 def build_artifact(trained: Trained, out_root: Path, require_beat: str | None = None) -> Path:
     """Evaluate, export, verify and write models/<name>/<version>/. Returns that folder.
 
@@ -185,12 +199,7 @@ def _write_artifact(
         "streamed_mae": streamed_mae,
         "offline_mae": scores["model"]["mae"],
     }
-    scores["training"] = {
-        "seconds": round(trained.seconds, 1),
-        "epochs": trained.epochs_run,
-        "best_validation_pinball": trained.best_val_loss,
-        "notes": list(trained.notes),
-    }
+    scores["training"] = training_record(trained)
 
     series, split = trained.series, trained.split
     index = series.frame.index
