@@ -59,8 +59,9 @@ class GlobalTrained:
 def stream_statistics(model: Forecaster, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What the graph's per-stream statistics hold, computed in float64 from the rows.
 
-    Returns the state before each row [N+1, 1+2k] (row p: after rows 0..p-1) and the
-    target's running std at each row [N] (including that row), by the graph's formula.
+    Returns the state before each row [N+1, 1+4k] (row p: after rows 0..p-1; the sums
+    as float32 high + low pairs, as the graph keeps them) and the target's running std
+    at each row [N] (including that row), by the graph's formula.
     """
     spec = model.spec
     k, prior = spec.stream_columns, spec.scaling_prior
@@ -68,14 +69,19 @@ def stream_statistics(model: Forecaster, x: np.ndarray) -> tuple[np.ndarray, np.
     std = model.x_std[:k].double().numpy()
     z = (x[:, :k].astype(np.float64) - mean) / std
     n = len(z)
-    state = np.zeros((n + 1, 1 + 2 * k))
-    state[1:, 0] = np.arange(1, n + 1)
-    state[1:, 1 : 1 + k] = np.cumsum(z, axis=0)
-    state[1:, 1 + k :] = np.cumsum(z * z, axis=0)
-    after = state[1:]
-    weight = after[:, :1] + prior
-    run_mean = after[:, 1 : 1 + k] / weight
-    run_var = (after[:, 1 + k :] + prior) / weight - run_mean**2
+    sums = np.zeros((n + 1, k))
+    squares = np.zeros((n + 1, k))
+    sums[1:] = np.cumsum(z, axis=0)
+    squares[1:] = np.cumsum(z * z, axis=0)
+    state = np.zeros((n + 1, 1 + 4 * k))
+    state[:, 0] = np.arange(n + 1)
+    for column, values in ((1, sums), (1 + 2 * k, squares)):
+        high = values.astype(np.float32)
+        state[:, column : column + k] = high
+        state[:, column + k : column + 2 * k] = (values - high).astype(np.float32)
+    weight = np.arange(1, n + 1)[:, None] + prior
+    run_mean = sums[1:] / weight
+    run_var = (squares[1:] + prior) / weight - run_mean**2
     run_std = np.sqrt(np.maximum(run_var, 1e-4))
     return state, run_std[:, spec.target_index]
 

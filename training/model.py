@@ -13,14 +13,11 @@ Two modes:
 
 Seasonal memory (memory="seasonal", level mode): the state also keeps the last S scaled
 target values (S = the longest season) and how many of them are real. For every season
-L the graph looks up, for each horizon step h, the seasonal change: how the series moved
-over h steps one season ago (the value L steps before t+h minus the value L steps
-before t; a whole number of seasons when h > L), and the head adds a learned,
-state-dependent multiple of it to the current value. So the model starts from "now,
-moved as it moved last week" (the seasonal naive forecast shifted to today's level,
-which a trending or re-levelled series needs) and learns the correction; it can also
-lean on the recurrent forecast. The current seasonal differences are inputs to the
-cell too. The buffer is
+L the graph looks up the seasonal naive forecast for each horizon step (the value L
+steps before it, or a whole number of seasons before when the horizon is longer) and
+the head adds a learned, state-dependent multiple of (seasonal naive - current value):
+a correction on top of "same time last week" that can also lean on the recurrent
+forecast. The current seasonal differences are inputs to the cell too. The buffer is
 shifted by concatenation and a gather of the last S, so a step costs a copy of S floats, and T steps
 at once give exactly what T single steps give. Until a stream has seen L values, the
 season-L terms are zero (the value is unknown, not zero).
@@ -80,8 +77,9 @@ class ForecasterSpec:
             shapes["history"] = (self.memory_length,)  # last S scaled targets, oldest first
             shapes["history_seen"] = (1,)  # how many of them are real (at most S)
         if self.stream_columns:
-            # count, then the sums and the sums of squares of each globally scaled input
-            shapes["stream_stats"] = (1 + 2 * self.stream_columns,)
+            # count, then the sums and the sums of squares of each globally scaled input,
+            # each as a (high, low) float32 pair
+            shapes["stream_stats"] = (1 + 4 * self.stream_columns,)
         return shapes
 
     @property
@@ -107,7 +105,6 @@ class Forecaster(nn.Module):
     r_std: Tensor
     spread: Tensor
     season_back: Tensor
-    season_base: Tensor
     memory_keep: Tensor
 
     def __init__(self, spec: ForecasterSpec) -> None:
@@ -128,7 +125,7 @@ class Forecaster(nn.Module):
         # Returns mode feeds the return and its magnitude (volatility clusters).
         core_inputs = spec.n_features + (1 if spec.mode == "returns" else 0)
         # Seasonal memory feeds, per season, the current seasonal difference and the
-        # next step's seasonal change.
+        # next step's seasonal naive value relative to the current one.
         memory_seasons = spec.seasons if spec.memory == "seasonal" else ()
         core_inputs += 2 * len(memory_seasons)
         rnn = nn.LSTM if spec.cell == "lstm" else nn.GRU
@@ -140,8 +137,8 @@ class Forecaster(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(spec.hidden, spec.horizon * len(spec.quantiles))
-        # How much of each season's seasonal change each horizon step takes; it starts
-        # as "now, moved as it moved one longest season ago" plus the head's correction.
+        # How much of each season's (seasonal naive - current) each horizon step takes;
+        # it starts as "same time one longest season ago" plus the head's correction.
         self.gate: nn.Linear | None = None
         if memory_seasons:
             self.gate = nn.Linear(spec.hidden, spec.horizon * len(memory_seasons))
@@ -159,8 +156,6 @@ class Forecaster(nn.Module):
             torch.stack(back) if back else torch.zeros(0, spec.horizon, dtype=torch.long),
             persistent=False,
         )
-        # ... and of the value the same whole number of seasons before "now": -L·ceil(h/L).
-        self.register_buffer("season_base", self.season_back - steps.unsqueeze(0), persistent=False)
         self.register_buffer("memory_keep", torch.arange(spec.memory_length), persistent=False)
         # Fitted on the training split only (set_scaling); saved with the weights.
         self.register_buffer("x_mean", torch.zeros(spec.n_features))
@@ -242,35 +237,44 @@ class Forecaster(nn.Module):
         return q, anchor, new_state
 
     def _stream_scale(self, z: Tensor, stats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """z [B,T,F] globally scaled; stats [B, 1+2k] (count, sums, sums of squares).
+        """z [B,T,F] globally scaled; stats [B, 1+4k]: the count, then the sums and the
+        sums of squares of the k inputs, each as a float32 pair (high, low).
 
         Returns z with its first k columns scaled by the stream's running statistics
         (including the current step), the target's running std [B,T], and the new stats.
-        Cumulative sums over T, so T steps at once equal T single steps.
+        Sums are cumulative over T in float64, so T steps at once equal T single steps;
+        they are kept as high + low float32 halves because a float32 sum of a long-lived
+        stream drifts: a small value added to a large float32 sum is rounded away.
         """
         k, prior = self.spec.stream_columns, self.spec.scaling_prior
-        inputs = z[..., :k]
-        count = stats[:, :1] + torch.cumsum(torch.ones_like(inputs[..., 0]), dim=1)  # [B,T]
-        sums = stats[:, 1 : 1 + k].unsqueeze(1) + torch.cumsum(inputs, dim=1)
-        squares = stats[:, 1 + k :].unsqueeze(1) + torch.cumsum(inputs * inputs, dim=1)
+        inputs = z[..., :k].double()
+        wide = stats.double()
+        sums0 = wide[:, 1 : 1 + k] + wide[:, 1 + k : 1 + 2 * k]  # [B,k]
+        squares0 = wide[:, 1 + 2 * k : 1 + 3 * k] + wide[:, 1 + 3 * k :]
+        count = wide[:, :1] + torch.cumsum(torch.ones_like(inputs[..., 0]), dim=1)  # [B,T]
+        sums = sums0.unsqueeze(1) + torch.cumsum(inputs, dim=1)
+        squares = squares0.unsqueeze(1) + torch.cumsum(inputs * inputs, dim=1)
         weight = count.unsqueeze(-1) + prior
         mean = sums / weight
         std = torch.sqrt(torch.clamp((squares + prior) / weight - mean * mean, min=1e-4))
-        scaled = torch.cat([(inputs - mean) / std, z[..., k:]], dim=-1)
+        scaled = torch.cat([((inputs - mean) / std).float(), z[..., k:]], dim=-1)
         # Totals over T by sums rather than the cumsums' last row: the exporter can then
         # declare the state's length, which it cannot infer from a slice of a dynamic axis.
         steps = torch.ones_like(inputs[..., 0]).sum(dim=1, keepdim=True)  # [B,1]
-        new_stats = stats + torch.cat([steps, inputs.sum(dim=1), (inputs * inputs).sum(dim=1)], -1)
-        return scaled, std[..., self.spec.target_index], new_stats
+        new_sums = sums0 + inputs.sum(dim=1)
+        new_squares = squares0 + (inputs * inputs).sum(dim=1)
+        new_stats = torch.cat(
+            [(wide[:, :1] + steps).float(), *_halves(new_sums), *_halves(new_squares)], dim=-1
+        )
+        return scaled, std[..., self.spec.target_index].float(), new_stats
 
     def _seasonal(
         self, now: Tensor, history: Tensor, seen: Tensor
     ) -> tuple[Tensor, Tensor, list[Tensor]]:
         """now [B,T] scaled targets; history [B,S]; seen [B,1].
 
-        Returns the cell's extra inputs [B,T,2·nL], each season's seasonal change for
-        every horizon step [B,T,nL,H] (the change over h steps one whole number of seasons
-        ago; 0 where unknown), and the new state.
+        Returns the cell's extra inputs [B,T,2·nL], each season's (seasonal naive -
+        current) for every horizon step [B,T,nL,H] (0 where unknown), and the new state.
         Index arithmetic is on a [T] ramp built from the data, so T stays dynamic.
         """
         size = self.spec.memory_length
@@ -280,11 +284,9 @@ class Forecaster(nn.Module):
         inputs, terms = [], []
         for k, season in enumerate(self.spec.seasons):
             at = ramp.unsqueeze(1) + (size + self.season_back[k]).unsqueeze(0)  # [T,H]
-            # The same whole number of seasons back from now: the change from there to
-            # the naive value is how the series moved over those h steps a season ago.
-            base = ramp.unsqueeze(1) + (size + self.season_base[k]).unsqueeze(0)  # [T,H]
-            known = (base.unsqueeze(0).float() >= first_real.unsqueeze(-1)).float()
-            terms.append((full[:, at] - full[:, base]) * known)
+            naive = full[:, at]  # [B,T,H]
+            known = (at.unsqueeze(0).float() >= first_real.unsqueeze(-1)).float()
+            terms.append((naive - now.unsqueeze(-1)) * known)
             back = ramp + (size - season)  # [T]: one season before each step
             known_now = (back.unsqueeze(0).float() >= first_real).float()  # [B,T]
             inputs += [(now - full[:, back]) * known_now, terms[-1][..., 0]]
@@ -311,6 +313,12 @@ class Forecaster(nn.Module):
         """The exported signature: raw forecast after the last step, and the new state."""
         q, anchor, new_state = self.steps(x, list(state))
         return (self.to_raw(q[:, -1], anchor[:, -1]), *new_state)
+
+
+def _halves(value: Tensor) -> tuple[Tensor, Tensor]:
+    """A float64 as two float32s whose sum is it to about 1e-14 (high, then the rest)."""
+    high = value.float()
+    return high, (value - high.double()).float()
 
 
 def _non_crossing(raw: Tensor, median: int) -> Tensor:

@@ -169,34 +169,17 @@ def series_run(
     return Run(x, y, train_mask, val_mask, split)
 
 
-def _pieces(
-    runs: list[Run], segments: int, offset: int, chunk: int
-) -> tuple[int, list[tuple[int, int]]]:
+def _pieces(runs: list[Run], segments: int, offset: int) -> tuple[int, list[tuple[int, int]]]:
     """Contiguous training windows (series, start) of one length, never crossing a series'
     end: about `segments` of them in all, shared out by each series' training length.
-    One series gets exactly `segments` pieces (the single-series recipe) unless that
-    would make a window shorter than one chunk: a short series gets fewer, longer
-    windows, so the model learns to run for at least a chunk from a window's start."""
+    One series gets exactly `segments` pieces (the single-series recipe)."""
     avail = [max(0, r.split.val - offset) for r in runs]
-    segments = max(1, min(segments, sum(avail) // chunk))
     seg_len = max(1, min(sum(avail) // segments, min(avail)))
     pieces = []
     for k, a in enumerate(avail):
         count = min(a // seg_len, math.ceil(segments * a / sum(avail)))
         pieces += [(k, offset + seg_len * j) for j in range(count)]
     return seg_len, pieces
-
-
-def _history(level: np.ndarray, start: int, size: int) -> tuple[np.ndarray, float]:
-    """The seasonal memory a stream holds just before row `start`: the last `size`
-    scaled targets (oldest first, zeros before the series began) and how many are real.
-    A training window that started with an empty memory would never see a seasonal
-    term until it had run a whole season, which a short series' windows never do."""
-    seen = min(start, size)
-    out = np.zeros(size, dtype=np.float32)
-    if seen:
-        out[size - seen :] = level[start - seen : start]
-    return out, float(seen)
 
 
 def fit(
@@ -226,7 +209,6 @@ def fit(
     train_mask_t = torch.from_numpy(np.concatenate([r.train_mask for r in runs])).to(device)
     val_masks = [torch.from_numpy(r.val_mask).to(device) for r in runs]
     names = list(model.spec.state_shapes())
-    levels = [anchors(model, r.x).astype(np.float32) for r in runs]
 
     best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     bar = tqdm(range(config.epochs), desc=config.name, disable=not progress, unit="epoch")
@@ -235,7 +217,7 @@ def fit(
         # -- one epoch of carried-state TBPTT -------------------------------------------
         model.train()
         offset = int(np.random.randint(0, config.chunk))  # new window edges each epoch
-        seg_len, pieces = _pieces(runs, config.segments, offset, config.chunk)
+        seg_len, pieces = _pieces(runs, config.segments, offset)
         starts = np.array([base[k] + s for k, s in pieces])
         index = torch.from_numpy(starts[:, None] + np.arange(seg_len)[None, :]).to(device)
         xb, yb, mb = x_t[index], y_t[index], train_mask_t[index]
@@ -245,11 +227,6 @@ def fit(
             state[names.index("stream_stats")] = torch.from_numpy(
                 np.stack(known).astype(np.float32)
             ).to(device)
-        if "history" in names:  # ... and with the seasons before it in its memory
-            rows = [_history(levels[k], s, model.spec.memory_length) for k, s in pieces]
-            state[names.index("history")] = torch.from_numpy(np.stack([h for h, _ in rows]))
-            state[names.index("history_seen")] = torch.tensor([[n] for _, n in rows])
-            state = [s.to(device) for s in state]
         losses = []
         for lo in range(0, seg_len, config.chunk):
             hi = min(lo + config.chunk, seg_len)

@@ -44,7 +44,7 @@ def _run(n: int) -> Run:
 def test_training_windows_never_cross_a_series_boundary_and_draw_on_every_series():
     runs = [_run(n) for n in (300, 2000, 90, 700)]
     for offset in range(0, 24):
-        seg_len, pieces = _pieces(runs, 16, offset, 24)
+        seg_len, pieces = _pieces(runs, 16, offset)
         assert {k for k, _ in pieces} == {0, 1, 2, 3}
         for k, start in pieces:
             # inside the series' own training part: no row of another series, nor of its
@@ -55,7 +55,7 @@ def test_training_windows_never_cross_a_series_boundary_and_draw_on_every_series
 
 def test_one_series_keeps_the_single_series_recipe():
     run = _run(5000)
-    seg_len, pieces = _pieces([run], 32, 7, 96)
+    seg_len, pieces = _pieces([run], 32, 7)
     assert seg_len == (run.split.val - 7) // 32
     assert pieces == [(0, 7 + seg_len * j) for j in range(32)]
 
@@ -72,6 +72,24 @@ def test_the_graph_scales_each_stream_by_the_statistics_training_assumed(tiny_gl
     # A stream's own scale, not the global one: the series differ about 3x in size.
     scales = [stream_statistics(model, xk)[1][-1] for xk in tiny_global.xs]
     assert max(scales) / min(scales) > 2
+
+
+def test_a_long_lived_stream_streams_like_one_call(tiny_global):
+    """20,000 steps in 100-step calls against one call: the running sums do not drift
+    (kept as float64 inside the graph and as float32 high + low pairs in the state)."""
+    model = tiny_global.model
+    x = np.tile(tiny_global.xs[0], (34, 1))[:20_000]
+    with torch.no_grad():
+        q, a, whole = model.steps(torch.from_numpy(x[None]), model.zero_state(1))
+        once = model.to_raw(q[:, -1], a[:, -1])
+        state = model.zero_state(1)
+        for lo in range(0, len(x), 100):
+            q, a, state = model.steps(torch.from_numpy(x[None, lo : lo + 100]), state)
+        pieces = model.to_raw(q[:, -1], a[:, -1])
+    assert float(((once - pieces).abs() / (1 + once.abs())).max()) < 1e-5
+    names = list(model.spec.state_shapes())
+    stats = names.index("stream_stats")
+    np.testing.assert_allclose(whole[stats].numpy(), state[stats].numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_a_series_scaled_up_gets_the_same_forecast_scaled_up(tiny_global):

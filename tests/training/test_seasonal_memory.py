@@ -11,7 +11,7 @@ from training.model import Forecaster
 
 def _as_pure_seasonal_naive(trained) -> Forecaster:
     """A copy whose head says 'no change' and whose gate takes the longest season fully:
-    its median must then be exactly the current value plus that season's change."""
+    its median must then be exactly the seasonal naive forecast of that season."""
     model = Forecaster(trained.model.spec)
     model.load_state_dict(trained.model.state_dict())
     with torch.no_grad():
@@ -38,9 +38,7 @@ def test_the_state_holds_the_last_season_of_scaled_targets(tiny_seasonal):
     assert seen.tolist() == [float(size)]
 
 
-def test_the_graph_reads_the_seasonal_change_from_its_memory(tiny_seasonal):
-    """Now, moved as the series moved over the same hours one season ago: the seasonal
-    naive forecast shifted to the current level."""
+def test_the_graph_reads_the_seasonal_naive_forecast_from_its_memory(tiny_seasonal):
     model = _as_pure_seasonal_naive(tiny_seasonal)
     x = tiny_seasonal.x
     season, horizon = max(model.spec.seasons), model.spec.horizon
@@ -49,8 +47,7 @@ def test_the_graph_reads_the_seasonal_change_from_its_memory(tiny_seasonal):
         raw = model.to_raw(q, anchor)[0, :, :, model.spec.median_index].numpy()
     y = x[:, model.spec.target_index].astype(np.float64)
     for t in (season, season + 17, 299):  # once a whole season has been seen
-        naive = y[t + 1 - season : t + 1 - season + horizon]
-        expected = y[t] + naive - y[t - season]
+        expected = y[t + 1 - season : t + 1 - season + horizon]
         np.testing.assert_allclose(raw[t], expected, rtol=1e-5)
 
 
@@ -69,21 +66,3 @@ def test_state_bytes_count_every_tensor(tiny_seasonal):
     spec = tiny_seasonal.model.spec
     hidden = 2 * spec.layers * spec.hidden  # h and c
     assert spec.state_bytes() == 4 * (hidden + max(spec.seasons) + 1)
-
-
-def test_a_training_window_starts_with_the_memory_a_stream_would_hold(tiny_seasonal):
-    """Training windows start mid-series: their memory is filled with the seasons
-    before them, exactly what the graph holds after streaming those rows."""
-    from training.train import _history, anchors
-
-    model, x = tiny_seasonal.model, tiny_seasonal.x
-    names = list(model.spec.state_shapes())
-    level = anchors(model, x).astype(np.float32)
-    for start in (0, 5, model.spec.memory_length + 30):
-        history, seen = _history(level, start, model.spec.memory_length)
-        state = model.zero_state(1)
-        if start:
-            with torch.no_grad():
-                _, _, state = model.steps(torch.from_numpy(x[None, :start]), state)
-        np.testing.assert_allclose(history, state[names.index("history")][0].numpy(), atol=1e-5)
-        assert seen == float(state[names.index("history_seen")][0, 0])
