@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: missing, training it now")
                 build_artifact(train(preset(name), progress=not args.quiet), Path(args.out))
             return 0
+        if args.compare_per_series and not args.id_column:
+            raise DataError("--compare-per-series needs --id-column (a file of many series)")
         if args.id_column:
             return _global(args)
         series = _series(args, args.dataset or preset(args.config).dataset)

@@ -175,3 +175,10 @@ def test_the_cli_trains_a_global_model_from_a_long_file(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "## Per series" in out and "per series: beats every baseline on" in out
     assert (tmp_path / "models" / "sensors" / "1" / "model.onnx").exists()
+
+
+def test_compare_per_series_without_an_id_column_is_refused(capsys):
+    from training.__main__ import main
+
+    assert main(["all", "--config", "tiny-sensor", "--compare-per-series"]) == 2
+    assert "--compare-per-series needs --id-column" in capsys.readouterr().err
