@@ -155,10 +155,25 @@ def _describe(name: str, config: TrainConfig, series: Series) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=COMMANDS)
-    parser.add_argument("--config", default="elec-demand", help="a preset name (see `configs`)")
+    parser.add_argument(
+        "--config",
+        help="a preset name (see `configs`); default: 'sensor' (everything derived from the "
+        "data) with --dataset, else 'elec-demand' (the served default model)",
+    )
     parser.add_argument("--dataset", help="override: packaged data set key or CSV/Parquet path")
     data = parser.add_argument_group("a CSV/Parquet file")
     data.add_argument("--time-column", default="ts", help="time column (default: ts)")
+    data.add_argument(
+        "--id-column",
+        help="long format, many series: the column naming each row's series; one global "
+        "model is trained across them and evaluated per series (command 'all' only)",
+    )
+    data.add_argument(
+        "--compare-per-series",
+        action="store_true",
+        help="with --id-column: also train each series alone (same settings and split) and "
+        "write the MAE both ways to <runs>/<name>-global-vs-per-series.md",
+    )
     data.add_argument(
         "--value-columns", help="comma-separated value columns, target first (default: all)"
     )
@@ -203,6 +218,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.config is None:
+        args.config = "sensor" if args.dataset else "elec-demand"
     try:
         if args.command == "configs":
             names = [args.config] if args.dataset else list(PRESETS)
@@ -224,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: missing, training it now")
                 build_artifact(train(preset(name), progress=not args.quiet), Path(args.out))
             return 0
+        if args.compare_per_series and not args.id_column:
+            raise DataError("--compare-per-series needs --id-column (a file of many series)")
+        if args.id_column:
+            return _global(args)
         series = _series(args, args.dataset or preset(args.config).dataset)
         config = _config(args, series)
         # Everything the run needs is checked before minutes of training.
@@ -254,6 +275,45 @@ def main(argv: list[str] | None = None) -> int:
     except QualityGateError as exc:
         print(f"quality gate: {exc}", file=sys.stderr)
         return GATE_FAILED
+    return 0
+
+
+def _global(args: argparse.Namespace) -> int:
+    """--id-column: one model across the series of a long-format file."""
+    from training.global_pipeline import build_global_artifact
+    from training.global_train import train_global
+    from training.panel import load_panel
+
+    if args.command != "all":
+        raise DataError(f"--id-column works with the command 'all', not {args.command!r}")
+    if not args.dataset or Path(args.dataset).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise DataError("--id-column needs --dataset, a long-format .csv or .parquet file")
+    panel = load_panel(
+        args.dataset,
+        id_column=args.id_column,
+        time_column=args.time_column,
+        value_columns=args.value_columns.split(",") if args.value_columns else None,
+        frequency=args.frequency,
+        target=args.target,
+        fill=FillPolicy.parse(args.fill, args.long_gaps),
+    )
+    config = _config(args, panel.shortest())
+    resolved, _ = resolve(config, limit_rows(panel.shortest(), config.max_rows))
+    if args.require_beat:
+        check_name(args.require_beat, tuple(resolved.baselines or ()))
+    trained = train_global(config, panel, progress=not args.quiet)
+    directory = build_global_artifact(trained, Path(args.out), args.require_beat)
+    print((directory / "report.md").read_text())
+    print(f"artifact: {directory}")
+    _say_verdict(directory)
+    if args.compare_per_series:
+        from training.global_compare import compare_per_series, comparison_table, write_comparison
+
+        scores = json.loads((directory / "report.json").read_text())
+        result = compare_per_series(trained, scores)
+        path = write_comparison(result, Path(args.runs) / f"{config.name}-global-vs-per-series.md")
+        print(comparison_table(result))
+        print(f"written: {path}")
     return 0
 
 

@@ -21,6 +21,15 @@ forecast. The current seasonal differences are inputs to the cell too. The buffe
 shifted by concatenation and a gather of the last S, so a step costs a copy of S floats, and T steps
 at once give exactly what T single steps give. Until a stream has seen L values, the
 season-L terms are zero (the value is unknown, not zero).
+
+Per-stream scaling (stream_scaling=True, level mode; a global model of many series): after
+the global training-split scaling, each client input is scaled again by the stream's OWN
+running mean and standard deviation, kept in one more state tensor (count, sums and sums
+of squares since the stream began). The statistics start from a prior of `scaling_prior`
+pseudo-steps at the global scaling (mean 0, variance 1), so a new stream is scaled like
+the training data and moves to its own scale as it is seen. The head forecasts in the
+stream's units and the graph multiplies back, so one graph serves series of any size and
+the service needs nothing beyond the declared state.
 """
 
 from __future__ import annotations
@@ -48,6 +57,10 @@ class ForecasterSpec:
     mode: str = "level"
     seasons: tuple[int, ...] = ()  # seasonal memory: the seasons it looks back by
     memory: str = "none"  # "seasonal": keep the last max(seasons) target values as state
+    # Per-stream scaling of the first `stream_columns` columns of x (the client inputs) by
+    # running statistics in the state; 0 = off.
+    stream_columns: int = 0
+    scaling_prior: float = 168.0  # pseudo-steps of the global scaling the statistics start at
 
     @property
     def median_index(self) -> int:
@@ -63,6 +76,10 @@ class ForecasterSpec:
         if self.memory == "seasonal":
             shapes["history"] = (self.memory_length,)  # last S scaled targets, oldest first
             shapes["history_seen"] = (1,)  # how many of them are real (at most S)
+        if self.stream_columns:
+            # count, then the sums and the sums of squares of each globally scaled input,
+            # each as a (high, low) float32 pair
+            shapes["stream_stats"] = (1 + 4 * self.stream_columns,)
         return shapes
 
     @property
@@ -100,6 +117,8 @@ class Forecaster(nn.Module):
             raise ValueError(f"memory must be 'none' or 'seasonal', not {spec.memory!r}")
         if spec.memory == "seasonal" and (spec.mode != "level" or not spec.seasons):
             raise ValueError("seasonal memory needs level mode and at least one season")
+        if spec.stream_columns and spec.mode != "level":
+            raise ValueError("per-stream scaling needs level mode")
         if list(spec.quantiles) != sorted(spec.quantiles):
             raise ValueError("quantiles must be increasing")
         self.spec = spec
@@ -168,6 +187,10 @@ class Forecaster(nn.Module):
         names = list(spec.state_shapes())
         named = dict(zip(names, state, strict=True))
         z = (x - self.x_mean) / self.x_std
+        stream_std: Tensor | None = None
+        if spec.stream_columns:
+            anchor_global = z[..., spec.target_index]
+            z, stream_std, new_stats = self._stream_scale(z, named["stream_stats"])
         rnn_state = [named["h"], named["c"]] if spec.cell == "lstm" else [named["h"]]
         extra_state: list[Tensor] = []
         if spec.mode == "returns":
@@ -183,12 +206,16 @@ class Forecaster(nn.Module):
             new_prev = torch.stack([log_price[:, -1], torch.ones_like(log_price[:, -1])], -1)
             extra_state.append(new_prev)
         else:
-            anchor = z[..., spec.target_index]
+            # With per-stream scaling the anchor stays in global units: the forecast is
+            # brought back from the stream's units below, so to_raw is the same for both.
+            anchor = z[..., spec.target_index] if stream_std is None else anchor_global
         seasonal = None
         if spec.memory == "seasonal":
             inputs, seasonal, new_memory = self._seasonal(
                 anchor, named["history"], named["history_seen"]
             )
+            if stream_std is not None:
+                inputs = inputs / stream_std.unsqueeze(-1)
             z = torch.cat([z, inputs], dim=-1)
             extra_state += new_memory
         # State is batch-first at the boundary; the cell wants layers first.
@@ -201,10 +228,45 @@ class Forecaster(nn.Module):
         q = _non_crossing(raw, spec.median_index)
         median = q[..., spec.median_index : spec.median_index + 1]
         q = median + self.spread.unsqueeze(-1) * (q - median)
+        if stream_std is not None:
+            q = q * stream_std.unsqueeze(-1).unsqueeze(-1)  # stream units -> global units
+            new_state.append(new_stats)
         if seasonal is not None and self.gate is not None:
             gates = self.gate(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
             q = q + (gates * seasonal).sum(dim=2).unsqueeze(-1)  # shifts every quantile
         return q, anchor, new_state
+
+    def _stream_scale(self, z: Tensor, stats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """z [B,T,F] globally scaled; stats [B, 1+4k]: the count, then the sums and the
+        sums of squares of the k inputs, each as a float32 pair (high, low).
+
+        Returns z with its first k columns scaled by the stream's running statistics
+        (including the current step), the target's running std [B,T], and the new stats.
+        Sums are cumulative over T in float64, so T steps at once equal T single steps;
+        they are kept as high + low float32 halves because a float32 sum of a long-lived
+        stream drifts: a small value added to a large float32 sum is rounded away.
+        """
+        k, prior = self.spec.stream_columns, self.spec.scaling_prior
+        inputs = z[..., :k].double()
+        wide = stats.double()
+        sums0 = wide[:, 1 : 1 + k] + wide[:, 1 + k : 1 + 2 * k]  # [B,k]
+        squares0 = wide[:, 1 + 2 * k : 1 + 3 * k] + wide[:, 1 + 3 * k :]
+        count = wide[:, :1] + torch.cumsum(torch.ones_like(inputs[..., 0]), dim=1)  # [B,T]
+        sums = sums0.unsqueeze(1) + torch.cumsum(inputs, dim=1)
+        squares = squares0.unsqueeze(1) + torch.cumsum(inputs * inputs, dim=1)
+        weight = count.unsqueeze(-1) + prior
+        mean = sums / weight
+        std = torch.sqrt(torch.clamp((squares + prior) / weight - mean * mean, min=1e-4))
+        scaled = torch.cat([((inputs - mean) / std).float(), z[..., k:]], dim=-1)
+        # Totals over T by sums rather than the cumsums' last row: the exporter can then
+        # declare the state's length, which it cannot infer from a slice of a dynamic axis.
+        steps = torch.ones_like(inputs[..., 0]).sum(dim=1, keepdim=True)  # [B,1]
+        new_sums = sums0 + inputs.sum(dim=1)
+        new_squares = squares0 + (inputs * inputs).sum(dim=1)
+        new_stats = torch.cat(
+            [(wide[:, :1] + steps).float(), *_halves(new_sums), *_halves(new_squares)], dim=-1
+        )
+        return scaled, std[..., self.spec.target_index].float(), new_stats
 
     def _seasonal(
         self, now: Tensor, history: Tensor, seen: Tensor
@@ -251,6 +313,12 @@ class Forecaster(nn.Module):
         """The exported signature: raw forecast after the last step, and the new state."""
         q, anchor, new_state = self.steps(x, list(state))
         return (self.to_raw(q[:, -1], anchor[:, -1]), *new_state)
+
+
+def _halves(value: Tensor) -> tuple[Tensor, Tensor]:
+    """A float64 as two float32s whose sum is it to about 1e-14 (high, then the rest)."""
+    high = value.float()
+    return high, (value - high.double()).float()
 
 
 def _non_crossing(raw: Tensor, median: int) -> Tensor:

@@ -15,7 +15,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +34,9 @@ from training.export import (
 )
 from training.resolve import baseline_lag
 from training.train import Trained
+
+if TYPE_CHECKING:
+    from training.global_train import GlobalTrained
 
 
 def evaluation(trained: Trained) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
@@ -100,6 +105,38 @@ def streamed_forecasts(trained: Trained, graph: Path, at: np.ndarray) -> np.ndar
     return out
 
 
+def streamed_parity(
+    trained: Trained,
+    graph: Path,
+    scores: dict,
+    y: np.ndarray,
+    at: np.ndarray,
+    forecast: np.ndarray,
+) -> tuple[float, float]:
+    """Stream the test split through the graph one row at a time: (max relative
+    difference from the offline forecasts, streamed MAE). Raises ExportError past 1e-4."""
+    assert trained.config.horizon is not None
+    streamed = streamed_forecasts(trained, graph, at)
+    stream_err = float(np.max(np.abs(streamed - forecast) / (1.0 + np.abs(forecast))))
+    truth = evaluate.actuals(y, at, trained.config.horizon)
+    streamed_scores = evaluate.metrics(
+        streamed, truth, tuple(trained.config.quantiles), scores["mase_scale"]
+    )
+    if stream_err > PARITY_TOLERANCE:
+        raise ExportError(f"streamed forecasts differ from offline: {stream_err:.2e}")
+    return stream_err, float(streamed_scores["mae"])  # type: ignore[arg-type]
+
+
+def training_record(trained: Trained | GlobalTrained) -> dict[str, object]:
+    """How the weights were made, for the report and the manifest."""
+    return {
+        "seconds": round(trained.seconds, 1),
+        "epochs": trained.epochs_run,
+        "best_validation_pinball": trained.best_val_loss,
+        "notes": list(trained.notes),
+    }
+
+
 def build_artifact(trained: Trained, out_root: Path, require_beat: str | None = None) -> Path:
     """Evaluate, export, verify and write models/<name>/<version>/. Returns that folder.
 
@@ -111,15 +148,23 @@ def build_artifact(trained: Trained, out_root: Path, require_beat: str | None = 
     if require_beat:
         verdict.require(scores["verdict"], require_beat, list(scores["baselines"]))
 
-    final = out_root / config.name / config.version
-    staging = final.parent / f".{config.version}.staging-{os.getpid()}"
+    return staged(
+        out_root / config.name / config.version,
+        lambda directory: _write_artifact(trained, directory, scores, y, at, forecast),
+    )
+
+
+def staged(final: Path, write: Callable[[Path], None]) -> Path:
+    """Run `write` into a hidden staging folder beside `final`, then move it into place;
+    on any failure remove what was staged (and the model folder if this run made it)."""
+    staging = final.parent / f".{final.name}.staging-{os.getpid()}"
     created_parent = not final.parent.exists()
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _write_artifact(trained, staging, scores, y, at, forecast)
+        write(staging)
         if final.exists():
-            old = final.parent / f".{config.version}.old-{os.getpid()}"
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
             final.rename(old)
             staging.rename(final)
             shutil.rmtree(old)
@@ -147,26 +192,14 @@ def _write_artifact(
     export_onnx(trained.model, graph)
     parity = check_parity(trained.model, graph, trained.x[trained.split.test :])
 
-    streamed = streamed_forecasts(trained, graph, at)
-    stream_err = float(np.max(np.abs(streamed - forecast) / (1.0 + np.abs(forecast))))
-    truth = evaluate.actuals(y, at, config.horizon)
-    streamed_scores = evaluate.metrics(
-        streamed, truth, tuple(config.quantiles), scores["mase_scale"]
-    )
-    if stream_err > PARITY_TOLERANCE:
-        raise ExportError(f"streamed forecasts differ from offline: {stream_err:.2e}")
+    stream_err, streamed_mae = streamed_parity(trained, graph, scores, y, at, forecast)
     scores["parity"] = {
         **parity,
         "streamed_vs_offline": stream_err,
-        "streamed_mae": streamed_scores["mae"],
+        "streamed_mae": streamed_mae,
         "offline_mae": scores["model"]["mae"],
     }
-    scores["training"] = {
-        "seconds": round(trained.seconds, 1),
-        "epochs": trained.epochs_run,
-        "best_validation_pinball": trained.best_val_loss,
-        "notes": list(trained.notes),
-    }
+    scores["training"] = training_record(trained)
 
     series, split = trained.series, trained.split
     index = series.frame.index

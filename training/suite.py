@@ -5,7 +5,7 @@
 
 Each case reads a packaged CSV the way a user's file is read (time column, value column,
 the --fill the data needs and nothing else), trains the default recipe for its kind
-(elec-demand for sensors and load, sp500 for prices) with everything derived from the
+(the sensor recipe for sensors and load, sp500 for prices) with everything derived from the
 frequency, evaluates it against the baselines on the same origins, and judges it. The
 one difference from a user's run is the training budget (SUITE_TRAIN_SECONDS per case),
 which keeps the whole suite within half an hour. One table: runs/suite/suite.md.
@@ -39,9 +39,11 @@ def _packaged_csv(package: str, name: str) -> pd.DataFrame:
     return pd.read_csv(folder / name, skipinitialspace=True)
 
 
-def _epf_load(zone: str, weeks: int | None = None) -> pd.DataFrame:
+def _epf_load(weeks: int | None = None) -> pd.DataFrame:
+    """Hourly French system load, 2015-2016. The EPF set repeats the same column under
+    both of its zones (FR and BE: French load is an input of both price series)."""
     frame = _packaged_csv("tsdata.fpppy", "EPF_FR_BE.csv")
-    frame = frame[frame["unique_id"] == zone][["ds", "system_load"]]
+    frame = frame[frame["unique_id"] == "FR"][["ds", "system_load"]]
     return frame.iloc[-weeks * 168 :] if weeks else frame
 
 
@@ -81,11 +83,11 @@ class Case:
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
-        Case("fr-load", "hourly load (France)", "elec-demand", lambda: _epf_load("FR"), "ds"),
+        Case("fr-load", "hourly load (France)", "sensor", lambda: _epf_load(), "ds"),
         Case(
             "pedestrian",
             "hourly counts (Southern Cross Station)",
-            "elec-demand",
+            "sensor",
             lambda: _pedestrian("Southern Cross Station"),
             "Date_Time",
             fill="interpolate:2",
@@ -93,7 +95,7 @@ CASES: dict[str, Case] = {
         Case(
             "warsaw-pm25",
             "daily air quality (Warsaw PM2.5)",
-            "elec-demand",
+            "sensor",
             lambda: _warsaw("pm25"),
             "date",
             fill="interpolate:18",
@@ -101,10 +103,10 @@ CASES: dict[str, Case] = {
         ),
         Case("msft", "business-day prices (MSFT)", "sp500", None),
         Case(
-            "be-load-5w",
-            "5 weeks of hourly load (Belgium)",
-            "elec-demand",
-            lambda: _epf_load("BE", weeks=5),
+            "fr-load-5w",
+            "the last 5 weeks of it (a short series)",
+            "sensor",
+            lambda: _epf_load(weeks=5),
             "ds",
         ),
     )

@@ -13,6 +13,7 @@ zero state, exactly as the service would see it, and scores the validation steps
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import time
@@ -73,13 +74,26 @@ def calibrate_spread(
     sample; this one-parameter-per-step recalibration on held-out data fixes the width
     without moving the median (so MAE is unchanged).
     """
-    grid = torch.linspace(0.5, 2.0, 76, device=x.device)
+    calibrate_spread_over(model, [(x, y, mask)], taus)
+
+
+def calibrate_spread_over(
+    model: Forecaster,
+    runs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    taus: torch.Tensor,
+) -> None:
+    """calibrate_spread over several series at once: each (x, y, mask) is streamed from
+    zero state, and one spread per horizon step minimises their pooled pinball (the mask
+    may carry weights, e.g. a global model's per-series scale)."""
+    device = runs[0][0].device
+    grid = torch.linspace(0.5, 2.0, 76, device=device)
     with torch.no_grad():
         model.spread.fill_(1.0)
-        q, _, _ = model.steps(x[None], model.zero_state(1))
-        q = q[0]
+        q = torch.cat([model.steps(x[None], model.zero_state(1))[0][0] for x, _, _ in runs])
+        y = torch.cat([r[1] for r in runs])
+        mask = torch.cat([r[2] for r in runs])
         median = q[..., model.spec.median_index : model.spec.median_index + 1]
-        best = torch.ones(model.spec.horizon, device=x.device)
+        best = torch.ones(model.spec.horizon, device=device)
         for h in range(model.spec.horizon):
             losses = [
                 pinball(median[:, h] + s * (q[:, h] - median[:, h]), y[:, h], mask[:, h], taus)
@@ -96,26 +110,13 @@ def limit_rows(series: Series, max_rows: int | None) -> Series:
     return dataclasses.replace(series, frame=series.frame.iloc[-max_rows:])
 
 
-def train(config: TrainConfig, series: Series | None = None, progress: bool = True) -> Trained:
-    """Train per `config` (its derived fields are resolved from the series first)."""
-    started = time.monotonic()
-    # -- determinism ---------------------------------------------------------------------
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(max(1, min(config.threads, os.cpu_count() or 1)))
-
-    # -- data: the split is chronological; every statistic comes from the train part -----
-    series = limit_rows(series or load(config.dataset), config.max_rows)
-    config, notes = resolve(config, series)
+def spec_for(
+    config: TrainConfig, layout: FeatureLayout, n_features: int, stream_columns: int = 0
+) -> ForecasterSpec:
+    """The network a resolved config asks for."""
     assert config.horizon is not None and config.seasons is not None and config.memory
-    layout = layout_for(config, series)
-    x = design_matrix(series, layout)
-    split = Split.of(len(x), config.validation_fraction, config.test_fraction)
-    train_x = x[: split.val]
-
-    spec = ForecasterSpec(
-        n_features=x.shape[1],
+    return ForecasterSpec(
+        n_features=n_features,
         target_index=layout.target_index,
         horizon=config.horizon,
         quantiles=tuple(config.quantiles),
@@ -126,24 +127,71 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
         mode=config.mode,
         seasons=tuple(config.seasons) if config.memory == "seasonal" else (),
         memory=config.memory,
-    )
-    model = Forecaster(spec)
-    r_std = 1.0
-    if config.mode == "returns":
-        prices = train_x[:, layout.target_index].astype(np.float64)
-        r_std = float(np.std(np.diff(np.log(prices))))
-    model.set_scaling(
-        torch.tensor(train_x.mean(axis=0)), torch.tensor(train_x.std(axis=0)), r_std=r_std
+        stream_columns=stream_columns,
+        scaling_prior=float(max(config.seasons, default=config.horizon)),
     )
 
-    # Targets in model units; a target that lies past the train split is masked out, so
-    # training never sees validation or test values.
-    y, mask = targets(anchors(model, x), config.horizon)
-    steps = np.arange(len(x))[:, None] + np.arange(1, config.horizon + 1)[None, :]
+
+def seed_everything(config: TrainConfig) -> None:
+    """Deterministic for a seed; CPU with config.threads torch threads."""
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(max(1, min(config.threads, os.cpu_count() or 1)))
+
+
+@dataclass
+class Run:
+    """One series as training sees it. Masks are 0 outside their split and may carry a
+    weight (a global model's 1 / per-stream scale); `start_state` gives the per-stream
+    statistics state before each row (None: the model keeps none)."""
+
+    x: np.ndarray  # [N, F] raw
+    y: np.ndarray  # [N, H] targets in model units
+    train_mask: np.ndarray  # [N, H]
+    val_mask: np.ndarray  # [N, H]
+    split: Split
+    start_state: np.ndarray | None = None  # [N+1, S] stream statistics after 0..N rows
+
+
+def series_run(
+    model: Forecaster, x: np.ndarray, split: Split, horizon: int, weight: np.ndarray | None = None
+) -> Run:
+    """Targets in model units; a target that lies past the train split is masked out, so
+    training never sees validation or test values."""
+    y, mask = targets(anchors(model, x), horizon)
+    if weight is not None:
+        mask = mask * weight[:, None].astype(np.float32)
+    steps = np.arange(len(x))[:, None] + np.arange(1, horizon + 1)[None, :]
     train_mask = mask * (steps < split.val)
     val_mask = mask * (steps < split.test)
     val_mask[: split.val] = 0.0
+    return Run(x, y, train_mask, val_mask, split)
 
+
+def _pieces(runs: list[Run], segments: int, offset: int) -> tuple[int, list[tuple[int, int]]]:
+    """Contiguous training windows (series, start) of one length, never crossing a series'
+    end: about `segments` of them in all, shared out by each series' training length.
+    One series gets exactly `segments` pieces (the single-series recipe)."""
+    avail = [max(0, r.split.val - offset) for r in runs]
+    seg_len = max(1, min(sum(avail) // segments, min(avail)))
+    pieces = []
+    for k, a in enumerate(avail):
+        count = min(a // seg_len, math.ceil(segments * a / sum(avail)))
+        pieces += [(k, offset + seg_len * j) for j in range(count)]
+    return seg_len, pieces
+
+
+def fit(
+    model: Forecaster,
+    config: TrainConfig,
+    runs: list[Run],
+    started: float,
+    progress: bool = True,
+) -> tuple[int, float]:
+    """Carried-state TBPTT over the runs with early stopping on their validation pinball
+    (the mean over runs); keeps the best epoch and calibrates the band. Returns (epochs
+    run, best validation loss)."""
     device = pick_device(config.device)
     model.to(device)
     taus = torch.tensor(config.quantiles, dtype=torch.float32, device=device)
@@ -154,9 +202,13 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimiser, factor=0.5, patience=max(1, config.patience // 3)
     )
-    x_t, y_t = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-    train_mask_t = torch.from_numpy(train_mask).to(device)
-    val_mask_t = torch.from_numpy(val_mask).to(device)
+    # All runs end to end; a piece's rows are base[k] + start + 0..seg_len-1 of one run.
+    base = np.cumsum([0] + [len(r.x) for r in runs])[:-1]
+    x_t = torch.from_numpy(np.concatenate([r.x for r in runs])).to(device)
+    y_t = torch.from_numpy(np.concatenate([r.y for r in runs])).to(device)
+    train_mask_t = torch.from_numpy(np.concatenate([r.train_mask for r in runs])).to(device)
+    val_masks = [torch.from_numpy(r.val_mask).to(device) for r in runs]
+    names = list(model.spec.state_shapes())
 
     best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     bar = tqdm(range(config.epochs), desc=config.name, disable=not progress, unit="epoch")
@@ -165,11 +217,16 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
         # -- one epoch of carried-state TBPTT -------------------------------------------
         model.train()
         offset = int(np.random.randint(0, config.chunk))  # new window edges each epoch
-        seg_len = (split.val - offset) // config.segments
-        starts = offset + seg_len * np.arange(config.segments)
+        seg_len, pieces = _pieces(runs, config.segments, offset)
+        starts = np.array([base[k] + s for k, s in pieces])
         index = torch.from_numpy(starts[:, None] + np.arange(seg_len)[None, :]).to(device)
         xb, yb, mb = x_t[index], y_t[index], train_mask_t[index]
-        state = model.zero_state(config.segments)
+        state = model.zero_state(len(pieces))
+        if "stream_stats" in names:  # each window starts from its series' statistics
+            known = [runs[k].start_state[s] for k, s in pieces]  # type: ignore[index]
+            state[names.index("stream_stats")] = torch.from_numpy(
+                np.stack(known).astype(np.float32)
+            ).to(device)
         losses = []
         for lo in range(0, seg_len, config.chunk):
             hi = min(lo + config.chunk, seg_len)
@@ -182,11 +239,17 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
             state = [s.detach() for s in state]
             losses.append(loss.item())
 
-        # -- validation: one streamed pass from zero state ------------------------------
+        # -- validation: each series streamed in one pass from zero state ---------------
         model.eval()
         with torch.no_grad():
-            q, _, _ = model.steps(x_t[None, : split.test], model.zero_state(1))
-            val_loss = pinball(q[0], y_t[: split.test], val_mask_t[: split.test], taus).item()
+            val_losses = []
+            for k, r in enumerate(runs):
+                lo, test = int(base[k]), r.split.test
+                q, _, _ = model.steps(x_t[None, lo : lo + test], model.zero_state(1))
+                val_losses.append(
+                    pinball(q[0], y_t[lo : lo + test], val_masks[k][:test], taus).item()
+                )
+            val_loss = float(np.mean(val_losses))
         scheduler.step(val_loss)
         if val_loss < best_loss - 1e-5:
             best_loss, bad_epochs = val_loss, 0
@@ -208,9 +271,46 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
         model.load_state_dict(best_state)
     model.eval()
     if epochs_run:
-        calibrate_spread(
-            model, x_t[: split.test], y_t[: split.test], val_mask_t[: split.test], taus
+        calibrate_spread_over(
+            model,
+            [
+                (
+                    x_t[int(b) : int(b) + r.split.test],
+                    y_t[int(b) : int(b) + r.split.test],
+                    m[: r.split.test],
+                )
+                for b, r, m in zip(base, runs, val_masks, strict=True)
+            ],
+            taus,
         )
+    return epochs_run, best_loss
+
+
+def train(config: TrainConfig, series: Series | None = None, progress: bool = True) -> Trained:
+    """Train per `config` (its derived fields are resolved from the series first)."""
+    started = time.monotonic()
+    seed_everything(config)
+
+    # -- data: the split is chronological; every statistic comes from the train part -----
+    series = limit_rows(series or load(config.dataset), config.max_rows)
+    config, notes = resolve(config, series)
+    assert config.horizon is not None and config.seasons is not None and config.memory
+    layout = layout_for(config, series)
+    x = design_matrix(series, layout)
+    split = Split.of(len(x), config.validation_fraction, config.test_fraction)
+    train_x = x[: split.val]
+
+    model = Forecaster(spec_for(config, layout, x.shape[1]))
+    r_std = 1.0
+    if config.mode == "returns":
+        prices = train_x[:, layout.target_index].astype(np.float64)
+        r_std = float(np.std(np.diff(np.log(prices))))
+    model.set_scaling(
+        torch.tensor(train_x.mean(axis=0)), torch.tensor(train_x.std(axis=0)), r_std=r_std
+    )
+
+    run = series_run(model, x, split, config.horizon)
+    epochs_run, best_loss = fit(model, config, [run], started, progress)
     model.cpu()  # evaluation and export run on the CPU, like the service
     return Trained(
         config=config,

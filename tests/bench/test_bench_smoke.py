@@ -206,3 +206,16 @@ def test_raw_asgi_floor_answers_over_http(tmp_path: Path) -> None:
     answer, load = asyncio.run(go())
     assert answer == (200, b'{"ok":true}')
     assert load["errors"] == 0 and set(load["statuses"]) == {"200"}
+
+
+def test_step_cost_compares_graphs_side_by_side(model: Model) -> None:
+    from bench import step_cost
+
+    rows = step_cost.measure([model.version_dir, model.version_dir], rounds=2, budget_s=0.02)
+    assert [r["memory"] for r in rows] == ["none", "none"]
+    for r in rows:
+        for batch in ("b1", "b256"):
+            median, low, high = r[batch]  # type: ignore[misc]
+            assert 0 < low <= median <= high
+    table = step_cost.table(rows)
+    assert table.count("\n") == 3 and "µs per stream step, B=256" in table

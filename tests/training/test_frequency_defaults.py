@@ -60,7 +60,7 @@ def _series(alias, n):
 
 
 def test_hourly_data_gets_hourly_seasons_not_half_hourly_steps():
-    config, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 12))
+    config, _ = resolve(preset("sensor"), _series("h", 24 * 7 * 12))
     assert config.horizon == 24 and config.seasons == (24, 168) and config.season == 24
     assert config.baselines == ("seasonal_naive_1d", "seasonal_naive_1w", "mstl", "autoets")
     assert config.origin_every == 24 and config.memory == "seasonal"
@@ -68,7 +68,7 @@ def test_hourly_data_gets_hourly_seasons_not_half_hourly_steps():
 
 
 def test_daily_data_gets_a_weekly_horizon_and_drops_a_year_it_cannot_hold():
-    config, notes = resolve(preset("elec-demand"), _series("D", 600))
+    config, notes = resolve(preset("sensor"), _series("D", 600))
     assert config.horizon == 7 and config.seasons == (7,)
     assert any("season 365 steps (1 year)" in n for n in notes)
 
@@ -92,18 +92,32 @@ def test_an_explicit_setting_wins_and_an_impossible_one_is_refused_before_traini
 
 
 def test_the_statsforecast_window_holds_the_longest_season_in_bounded_time():
-    hourly, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 30))
+    hourly, _ = resolve(preset("sensor"), _series("h", 24 * 7 * 30))
     assert hourly.baseline_window == 8 * 168
-    daily, _ = resolve(preset("elec-demand"), _series("D", 4000))
+    daily, _ = resolve(preset("sensor"), _series("D", 4000))
     assert daily.seasons == (7, 365) and daily.baseline_window == 3 * 365
 
 
 def test_seasonal_memory_is_the_default_only_for_long_intraday_series():
-    long_hourly, _ = resolve(preset("elec-demand"), _series("h", 24 * 7 * 12))
+    long_hourly, _ = resolve(preset("sensor"), _series("h", 24 * 7 * 12))
     assert long_hourly.memory == "seasonal"
-    short, notes = resolve(preset("elec-demand"), _series("h", 24 * 7 * 5))
+    short, notes = resolve(preset("sensor"), _series("h", 24 * 7 * 5))
     assert short.memory == "none" and any("no seasonal memory" in n for n in notes)
-    daily, _ = resolve(preset("elec-demand"), _series("D", 4000))
+    daily, _ = resolve(preset("sensor"), _series("D", 4000))
     assert daily.memory == "none"
-    forced, _ = resolve(preset("elec-demand").replace(memory="seasonal"), _series("D", 4000))
+    forced, _ = resolve(preset("sensor").replace(memory="seasonal"), _series("D", 4000))
     assert forced.memory == "seasonal"
+
+
+def test_the_served_default_is_the_light_graph_and_user_files_get_the_derived_recipe():
+    """elec-demand is what the service's speed figures are measured with: no seasonal
+    memory, whatever the data; the seasonal variant is a named preset; a user's file
+    gets the `sensor` recipe, which derives the memory."""
+    long_hourly = _series("h", 24 * 7 * 12)
+    assert resolve(preset("elec-demand"), long_hourly)[0].memory == "none"
+    assert resolve(preset("elec-demand-seasonal"), long_hourly)[0].memory == "seasonal"
+    assert resolve(preset("sensor"), long_hourly)[0].memory == "seasonal"
+    from training.__main__ import _parser
+
+    args = _parser().parse_args(["all", "--dataset", "plant.csv"])
+    assert args.config is None  # main() then picks "sensor"; without --dataset, elec-demand
