@@ -42,10 +42,7 @@ class BulkPlane:
         data = load_json(body)
         streams = data.get("streams")
         if isinstance(streams, list):  # refused before its entries are checked
-            if ticket is None:
-                model.admission.check(len(streams))
-            else:
-                model.admission.grow(ticket, len(streams))
+            self._admit(model, len(streams), ticket)
         request = self._many(model, parse_many_body(data, model.wire))
         del data, streams
         results = await self._run_many(model, request.entries, request.detail, who, ticket)
