@@ -6,7 +6,10 @@ service with each backend in turn (the order alternates between rounds), measuri
 observation per request unloaded (1 connection) and at 16 connections, and multi-stream
 requests (1000 streams each, 4 connections). Prints each figure as the median of the
 rounds with min..max, and the Redis/memory ratio of the medians. The service is pinned
-to one core, the client and redis-server share the other.
+to one core and the client to the other. Redis runs twice: beside the service on its
+core (the table's "redis", as a co-located Redis would be scheduled) and on the
+client's core ("redis, other core"): on this VM a wake-up across vCPUs costs ~150 us
+each way, which the second placement pays twice per observation (docs/benchmarks.md).
 
 Then, also interleaved, one replica (pinned to its core, clients straight to it)
 against two replicas behind nginx (deploy/nginx/forecast.conf), all on the Redis
@@ -33,7 +36,17 @@ from bench import request_cost, scenarios
 from bench.nginx import Nginx
 from bench.payloads import Model, find_models
 from bench.report import table
-from bench.servers import HOST, cpus, free_port, pin_self_to_client_core, start_service
+from bench.servers import (
+    HOST,
+    cpus,
+    free_port,
+    pin_self_to_client_core,
+    start_service,
+    start_trivial,
+)
+
+# The Redis backend with redis-server on the client's core instead of the service's.
+FAR = "redis, other core"
 
 # (figure, scenario): each returns one number from a running server.
 Scenario = Callable[[Any, Model, str, float], Any]
@@ -62,7 +75,8 @@ FIGURES: list[tuple[str, Scenario]] = [
 
 
 class Redis:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, core: int = 1) -> None:
+        """``core``: 0 the service's core, 1 the client's (bench.servers.cpus)."""
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -71,7 +85,7 @@ class Redis:
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=lambda: os.sched_setaffinity(0, cpus()[1]),
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus()[core]),
         )  # fmt: skip
         self.url = f"redis://{HOST}:{self.port}/0"
         import redis
@@ -143,26 +157,38 @@ async def run_replicas(
     return results
 
 
-async def run(models_dir: Path, rounds: int, duration: float, log_dir: Path) -> dict[str, Any]:
+async def run(
+    models_dir: Path, rounds: int, duration: float, log_dir: Path
+) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
+    """The backends' figures, and per round the floor: the 1-connection p50 of a bare
+    ASGI server (bench/trivial_app.py) answering the same requests from the same client,
+    on the same core: what this machine's network and client cost before any service."""
     model = next(m for m in find_models(models_dir) if not m.business_days)
-    redis = Redis(log_dir / "redis-backends")
-    results: dict[str, dict[str, list[float]]] = {"memory": {}, "redis": {}}
+    near = Redis(log_dir / "redis-near", core=0)
+    far = Redis(log_dir / "redis-far", core=1)
+    urls = {"redis": near.url, FAR: far.url}
+    results: dict[str, dict[str, list[float]]] = {"memory": {}, "redis": {}, FAR: {}}
+    floor: list[float] = []
     try:
         for r in range(rounds):
-            order = ["memory", "redis"] if r % 2 == 0 else ["redis", "memory"]
-            for backend in order:
-                settings: dict[str, str | int] = {"state_backend": backend}
-                if backend == "redis":
-                    settings["redis_url"] = redis.url
+            with start_trivial(log_dir, "asgi") as trivial:
+                floor.append(await _p50_one(trivial, model, f"floor-r{r}", duration))
+                print(f"round {r} floor (bare ASGI) 1 conn p50 ms: {floor[-1]:,.3f}", flush=True)
+            order = list(results) if r % 2 == 0 else list(reversed(results))
+            for setup in order:
+                settings: dict[str, str | int] = {"state_backend": setup.split(",")[0]}
+                if setup in urls:
+                    settings["redis_url"] = urls[setup]
                 with start_service(models_dir, log_dir, **settings) as server:
                     for name, scenario in FIGURES:
-                        tag = f"{backend}-r{r}"
+                        tag = f"{setup.replace(', ', '-').replace(' ', '')}-r{r}"
                         value = await scenario(server, model, tag, duration)
-                        results[backend].setdefault(name, []).append(value)
-                        print(f"round {r} {backend:6} {name}: {value:,.3f}", flush=True)
+                        results[setup].setdefault(name, []).append(value)
+                        print(f"round {r} {setup:17} {name}: {value:,.3f}", flush=True)
     finally:
-        redis.stop()
-    return results
+        near.stop()
+        far.stop()
+    return results, floor
 
 
 async def run_in_process(
@@ -203,18 +229,19 @@ async def run_in_process(
 
 
 def summarize(results: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
-    """One row per figure: each setup's median (min..max), and the second's ratio to the
-    first's median."""
-    first, second = list(results)
+    """One row per figure: each setup's median (min..max), and every later setup's ratio
+    to the first's median ("ratio" for the second, "<setup> ratio" for the others)."""
+    first, *others = list(results)
     rows = []
     for name in results[first]:
         row: dict[str, Any] = {"figure": name}
         medians = {}
-        for setup in (first, second):
+        for setup in (first, *others):
             values = results[setup][name]
             medians[setup] = statistics.median(values)
             row[setup] = f"{medians[setup]:,.3f} ({min(values):,.3f}..{max(values):,.3f})"
-        row["ratio"] = round(medians[second] / medians[first], 2)
+        for i, setup in enumerate(others):
+            row["ratio" if i == 0 else f"{setup} ratio"] = round(medians[setup] / medians[first], 2)
         rows.append(row)
     return rows
 
@@ -232,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load before: {os.getloadavg()}", flush=True)
         cost, stats = asyncio.run(run_in_process(args.models, args.rounds, Path(tmp)))
         results = replicas = None
+        floor: list[float] = []
         if not args.skip_http:
-            results = asyncio.run(run(args.models, args.rounds, args.duration, Path(tmp)))
+            results, floor = asyncio.run(run(args.models, args.rounds, args.duration, Path(tmp)))
         if not args.skip_http and not args.skip_replicas:
             replicas = asyncio.run(run_replicas(args.models, args.rounds, args.duration, Path(tmp)))
     rounds = f"median of {args.rounds} interleaved rounds (min..max)"
@@ -242,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     print(table(title, summarize(cost), columns))
     print("Redis commandstats over the last in-process Redis run:", stats)
     if results is not None:
+        columns += [FAR, f"{FAR} ratio"]
         print(table(f"Redis vs memory backend: {rounds}", summarize(results), columns))
+        print(
+            f"Floor, a bare ASGI server (same client, requests and core), 1 conn p50 ms: "
+            f"{statistics.median(floor):,.3f} ({min(floor):,.3f}..{max(floor):,.3f})"
+        )
     if replicas is not None:
         columns = ["figure", "1 replica", "2 replicas + nginx", "ratio"]
         title = f"Redis backend, one replica vs two behind nginx on 2 cores: {rounds}"

@@ -117,7 +117,7 @@ def grpc_scenario(app: Any, model: str, n: int) -> Scenario:
         return request.SerializeToString()
 
     async def send(data: bytes) -> None:
-        reply = await grpc._infer(pb.ModelInferRequest.FromString(data))
+        reply = await grpc._infer(pb.ModelInferRequest.FromString(data), None)  # no auth
         if not reply.SerializeToString():
             raise RuntimeError("gRPC: empty reply")
 
