@@ -85,6 +85,34 @@ def test_bad_rows_fail_alone_worded_with_row_stream_and_field(
         assert client.get(f"/v1/models/{SENSOR}/streams/{sid}").status_code == 404
 
 
+def test_rows_refused_by_their_streams_are_worded_in_columns(
+    client: httpx.Client, models_dir: Path
+) -> None:
+    """Rows that only the stream's own history refuses (the general path's planner) name
+    their column and row, not the row form's fields."""
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    good = [float(v) for v in values[0]]
+    first = {"stream_ids": ["w-ts", "w-seq", "w-first"], "ts": iso(seconds[1]),
+             "seqs": [5, 5, None], "values": [good, good, good], "forecast": "none"}  # fmt: skip
+    assert _post(client, first).json()["status"] == [200, 200, 200]
+    body = {
+        "stream_ids": ["w-ts", "w-seq", "w-new"],
+        "ts": [iso(seconds[0]), iso(seconds[2]), iso(seconds[2])],
+        "seqs": [6, 4, None],  # w-ts: a new seq, but a ts before the stream's last
+        "values": [good, good, [None] * len(good)],
+        "forecast": "none",
+    }
+    answer = _post(client, body).json()
+    assert answer["status"] == [409, 409, 422], answer
+    errors = {e["index"]: e["message"] for e in answer["errors"]}
+    assert errors[0].startswith(f"ts[0] (stream 'w-ts'): {iso(seconds[0])} is not after"), errors
+    assert errors[1].startswith("stream_ids[1] ('w-seq'): seq 4 goes backwards"), errors
+    assert errors[2].startswith("values[2] (stream 'w-new'): the first observation"), errors
+    assert all("observations" not in m for m in errors.values())
+    state = client.get(f"/v1/models/{SENSOR}/streams/w-ts").json()
+    assert state["seq"] == 5  # nothing applied for the refused rows
+
+
 def test_client_helper_body_and_answer_round_trip(client: httpx.Client, models_dir: Path) -> None:
     seconds, values = held_out(models_dir, SENSOR, 2)
     arr = np.array([values[0], values[0] + 1.0], dtype=np.float64)
