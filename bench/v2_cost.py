@@ -1,7 +1,8 @@
 """`python -m bench.v2_cost [MODELS_DIR] [--profile N]`: what one v2 infer costs the
 service in-process, beside one /v1 observation: CPU microseconds and Python function
 calls per request through the ASGI app (no network, no client), for /v1 JSON, v2 REST
-with binary tensors (the bytes tritonclient sends), v2 REST with JSON tensors, and v2
+with binary tensors (the bytes tritonclient sends; one stream, and 5,000 streams in
+turn), v2 REST with JSON tensors, and v2
 gRPC's handler (message decode, infer, encode; the grpc.aio transport excluded). The
 call counts do not move with the machine's load, so they compare two versions where
 timings cannot. ``--profile N`` also prints each scenario's N costliest functions.
@@ -33,6 +34,10 @@ Send = Callable[[Any], Awaitable[None]]
 Scenario = tuple[Build, Send]
 ROUNDS = 2000
 BLOCKS = 20
+# Streams of the fleet scenario: more than the header plans a model keeps by bytes
+# before 2026-12-01 16:00 (4,096), so a per-stream plan could not hold them all.
+FLEET = 5000
+FLEET_SCENARIO = f"v2 HTTP binary, {FLEET:,} streams"
 
 
 async def _call(app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -71,6 +76,12 @@ def http_scenarios(app: Any, model: str, n: int) -> dict[str, Scenario]:
         body, length = v2_body(n, "v2b", values, int(T0 + PERIOD * i))
         return body, [(b"inference-header-content-length", b"%d" % length)]
 
+    def v2_fleet(i: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        # Request i is period i // FLEET of stream i % FLEET: one header per stream.
+        sid, period = f"v2f-{i % FLEET}", i // FLEET
+        body, length = v2_body(n, sid, values, int(T0 + PERIOD * period))
+        return body, [(b"inference-header-content-length", b"%d" % length)]
+
     def v2_json(i: int) -> bytes:
         return orjson.dumps({
             "inputs": [
@@ -93,6 +104,7 @@ def http_scenarios(app: Any, model: str, n: int) -> dict[str, Scenario]:
     return {
         "v1 JSON": (v1, send_v1),
         "v2 HTTP binary": (v2_binary, send_binary),
+        FLEET_SCENARIO: (v2_fleet, send_binary),
         "v2 HTTP JSON": (v2_json, send_json),
     }
 
@@ -144,7 +156,7 @@ async def measure(models_dir: Path, model: str, n: int, top: int) -> tuple[dict[
             return [build(start + k) for k in range(size)]
 
         for name, (_, send) in runs.items():  # warm: the streams exist, caches are filled
-            for request in batch(name, 200):
+            for request in batch(name, FLEET if name == FLEET_SCENARIO else 200):
                 await send(request)
         # Interleaved blocks, so a change of the machine's load falls on every scenario.
         cpu: dict[str, list[float]] = {name: [] for name in runs}

@@ -148,7 +148,8 @@ class V2Model:
         self.output_meta = {name: (datatype, shape) for name, datatype, shape in self.outputs}
         self._metadata = _metadata_body(name, version, self.inputs, self.outputs)
         self._ts_raw: dict[str, bytes] = {}
-        # The REST codec's checked JSON headers, by their bytes (protocol/v2_rest.py).
+        # The REST codec's checked JSON headers, by all but their id and parameters
+        # (protocol/v2_rest.py).
         self.rest_plans: dict[bytes, Any] = {}
 
     def metadata(self) -> Body:
@@ -167,21 +168,27 @@ class V2Model:
         every output, each (name, binary or None = the request's default)."""
         sequence, binary = parse_sequence(params)
         obs = self.observations(tensors, sequence.seq)
+        return InferRequest(ident, sequence, obs, self.choose_outputs(outputs, binary))
+
+    @staticmethod
+    def choose_outputs(
+        outputs: list[tuple[str, bool | None]] | None, binary: bool
+    ) -> tuple[tuple[str, bool], ...]:
+        """The outputs to answer, each (name, binary); ``binary``: the request's default
+        (its ``binary_data_output`` parameter)."""
         if outputs is None:
-            chosen = _ALL_BINARY if binary else _ALL_JSON
-        else:
-            seen: set[str] = set()
-            picked = []
-            for i, (name, flag) in enumerate(outputs):
-                if name not in OUTPUT_NAMES:
-                    known = ", ".join(OUTPUT_NAMES)
-                    raise InvalidInput(f"outputs[{i}].name: unknown output {name!r:.64} ({known})")
-                if name in seen:
-                    raise InvalidInput(f"outputs[{i}].name: {name} is asked for twice")
-                seen.add(name)
-                picked.append((name, binary if flag is None else flag))
-            chosen = tuple(picked)
-        return InferRequest(ident, sequence, obs, chosen)
+            return _ALL_BINARY if binary else _ALL_JSON
+        seen: set[str] = set()
+        picked = []
+        for i, (name, flag) in enumerate(outputs):
+            if name not in OUTPUT_NAMES:
+                known = ", ".join(OUTPUT_NAMES)
+                raise InvalidInput(f"outputs[{i}].name: unknown output {name!r:.64} ({known})")
+            if name in seen:
+                raise InvalidInput(f"outputs[{i}].name: {name} is asked for twice")
+            seen.add(name)
+            picked.append((name, binary if flag is None else flag))
+        return tuple(picked)
 
     def observations(self, tensors: list[Tensor], seq: int | None) -> list[Obs]:
         x, ts = self.check_tensors(tensors)

@@ -235,6 +235,41 @@ def test_a_header_seen_before_is_checked_against_each_body(
     assert client.get(f"/v1/models/{SENSOR}/streams/planned").json()["count"] == 2
 
 
+def test_one_header_shape_serves_many_streams_each_with_its_own_parameters(
+    models_dir: Path, client: httpx.Client
+) -> None:
+    """The checked part of a header is shared by every stream whose client sends the
+    same inputs and outputs; its id, sequence and output default stay each request's."""
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    n = values.shape[1]
+
+    def send(sid: str, k: int, **params: Any) -> httpx.Response:
+        head = binary_head(n, id=f"req-{sid}-{k}", parameters={"sequence_id": sid, **params})
+        data = values[k].astype("<f4").tobytes() + struct.pack("<q", int(seconds[k]))
+        return client.post(
+            INFER, content=head + data, headers={"Inference-Header-Content-Length": str(len(head))}
+        )
+
+    for k in range(2):
+        for sid in ("fleet-a", "fleet-b"):
+            r = send(sid, k)
+            assert r.status_code == 200, r.text
+            assert r.json()["id"] == f"req-{sid}-{k}"
+    assert client.get(f"/v1/models/{SENSOR}/streams/fleet-a").json()["count"] == 2
+    assert client.get(f"/v1/models/{SENSOR}/streams/fleet-b").json()["count"] == 2
+    # The parameters are checked on every request, the shared part or not.
+    bad = send("fleet-a", 2, sequence_seq=-1)
+    assert bad.status_code == 400 and "parameters.sequence_seq" in bad.json()["error"]
+    assert client.get(f"/v1/models/{SENSOR}/streams/fleet-a").json()["count"] == 2
+    # A sequence_end on the shared header ends that stream alone.
+    assert send("fleet-b", 2, sequence_end=True).status_code == 200
+    assert client.get(f"/v1/models/{SENSOR}/streams/fleet-b").status_code == 404
+    assert client.get(f"/v1/models/{SENSOR}/streams/fleet-a").json()["count"] == 2
+    # The output default is the request's: binary here, JSON above.
+    r = send("fleet-a", 2, binary_data_output=True)
+    assert r.status_code == 200 and "inference-header-content-length" in r.headers
+
+
 def test_a_planned_header_names_bad_binary_data_as_the_first_parse_does(
     models_dir: Path, client: httpx.Client
 ) -> None:
