@@ -155,8 +155,7 @@ class DataPlane(BulkPlane):
         if seq.stream_id is None:
             return await model.forecast(request.obs)
         if seq.end:
-            check_sequence_end(who, seq.stream_id)
-            check_stream(who, seq.stream_id, seq.start)
+            check_sequence_end(who, seq.stream_id, seq.start)
             return await model.observe_then_forget(seq.stream_id, request.obs, seq.start)
         return await self._observe(model, seq.stream_id, request.obs, seq.start, who)
 

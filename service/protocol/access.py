@@ -51,9 +51,10 @@ def check_stream(principal: Principal | None, stream_id: str, reset: bool = Fals
         raise err
 
 
-def check_sequence_end(principal: Principal | None, stream_id: str) -> None:
-    """A v2 ``sequence_end`` forgets the stream: the admin scope, as DELETE needs."""
-    check_stream(principal, stream_id)
+def check_sequence_end(principal: Principal | None, stream_id: str, reset: bool) -> None:
+    """A v2 ``sequence_end`` (with ``reset``: and ``sequence_start``) steps then forgets
+    the stream: the stream's check, and the admin scope, as DELETE needs."""
+    check_stream(principal, stream_id, reset)
     if principal is not None and not principal.allows("admin"):
         raise Forbidden(
             "parameters.sequence_end: ends (forgets) the stream, which needs a key with the "
