@@ -7,6 +7,7 @@ applied here once for every bulk form, over HTTP and the WebSocket alike.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from service.engine import columns as engine_columns
 from service.engine.admission import Ticket
@@ -38,16 +39,24 @@ class BulkPlane:
         who: Principal | None = None,
         ticket: Ticket | None = None,
     ) -> Body:
-        model = self.registry.model(model_name)
-        data = load_json(body)
-        streams = data.get("streams")
-        if isinstance(streams, list):  # refused before its entries are checked
-            self._admit(model, len(streams), ticket)
+        model, data = self._opened(model_name, body, "streams", ticket)
         request = self._many(model, parse_many_body(data, model.wire))
-        del data, streams
+        del data
         results = await self._run_many(model, request.entries, request.detail, who, ticket)
         out = model.answers.entries(request.entries, results, request.detail)
         return {"model": model.name, "version": model.version, "results": out}
+
+    def _opened(
+        self, model_name: str, body: bytes, rows_key: str, ticket: Ticket | None
+    ) -> tuple[ModelStreams, dict[str, Any]]:
+        """The model and the parsed JSON body, the request admitted by its number of rows
+        (the list under ``rows_key``) before any row is checked."""
+        model = self.registry.model(model_name)
+        data = load_json(body)
+        rows = data.get(rows_key)
+        if isinstance(rows, list):
+            self._admit(model, len(rows), ticket)
+        return model, data
 
     def _many(self, model: ModelStreams, request: ManyRequest) -> ManyRequest:
         """Bound the answer before any work."""
@@ -141,13 +150,9 @@ class BulkPlane:
         ticket: Ticket | None = None,
     ) -> Body:
         """The columnar multi-stream request (protocol/columns.py, engine/columns.py)."""
-        model = self.registry.model(model_name)
-        data = load_json(body)
-        ids = data.get("stream_ids")
-        if isinstance(ids, list):  # refused before its rows are checked
-            self._admit(model, len(ids), ticket)
+        model, data = self._opened(model_name, body, "stream_ids", ticket)
         request = parse_columns(data, model.wire)
-        del data, ids
+        del data
         result = await self._columns(model, request, who, ticket)
         return answer_columns(
             model.name, model.version, request.ids, result, request.detail,
