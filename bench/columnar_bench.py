@@ -10,6 +10,9 @@ Two parts, both printed and written to bench/results/columnar-<time>.json:
   updates/s of 1000-stream requests, columnar full/none and row full/none, and the ORT
   ceiling at B=1024 (one thread, no Python), measured in each of `rounds` interleaved
   rounds (the order rotating), reported as median (min..max).
+
+``--compare-cores`` instead runs only bulk JSON and binary against a service on one core
+and a service on every core, interleaved, with the ceiling on core 0 in each round.
 """
 
 from __future__ import annotations
@@ -160,12 +163,28 @@ def main() -> int:
         action="store_true",
         help="serve on every core (the client shares one): ORT's thread beside the loop",
     )
+    parser.add_argument(
+        "--compare-cores",
+        action="store_true",
+        help="only: one server core against every core, interleaved (bulk JSON and binary)",
+    )
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--threads", action="store_true", help="also 1 vs 2 ORT threads")
     args = parser.parse_args()
     models_dir = Path(args.models_dir).resolve()
     model = _model(models_dir)
     report: dict[str, Any] = {"load_before": os.getloadavg(), "model": model.name}
+    if args.compare_cores:
+        report["cores"] = compare_cores(
+            models_dir, model, args.rounds, args.duration, args.connections
+        )
+        report["load_after"] = os.getloadavg()
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"columnar-cores-{time.strftime('%Y%m%d-%H%M')}.json"
+        out.write_text(json.dumps(report, indent=1))
+        print(json.dumps(report["cores"], indent=1))
+        print(f"written {out}")
+        return 0
     report["in_process"] = asyncio.run(in_process(models_dir, model))
     print(json.dumps(report["in_process"], indent=1))
     if not args.skip_server:
@@ -247,6 +266,49 @@ def serve_rounds(
         if k != "ort_ceiling_b1024":
             ratios = [a / b for a, b in zip(figures[k], ceiling, strict=True)]
             out[f"{k}_vs_ceiling"] = _stat(ratios, 3)
+    return out
+
+
+def compare_cores(
+    models_dir: Path, model: Model, rounds: int, secs: float, conns: int
+) -> dict[str, Any]:
+    """The service on one core against the service on every core (ORT's thread free to
+    run beside the loop; the client still on core 1), in interleaved rounds, each setup
+    with a fresh server per round; the ORT ceiling on core 0 between them."""
+    setups = {"one_core": None, "all_cores": set(range(os.cpu_count() or 1))}
+    cases = [("json", "full"), ("json", "none"), ("binary", "full"), ("binary", "none")]
+    figures: dict[str, list[float]] = {f"{name}_{f}_{d}": [] for name in setups for f, d in cases}
+    figures["ort_ceiling_b1024"] = []
+    sess, inputs = floor.session(model), floor.feed(model, 1024)
+    for r in range(rounds):
+        order = list(setups) if r % 2 == 0 else list(reversed(setups))
+        for name in order:
+            server = start_service(models_dir, RESULTS / "logs", setups[name],
+                                   accuracy_sample_fraction=0.0, max_batch_rows=1024)  # fmt: skip
+            pin_self_to_client_core()
+            try:
+                for form, detail in cases:
+                    raw = loads.bulk(model, server.port, f"c{r}{name}{form}{detail}", form, detail)
+                    result = asyncio.run(
+                        loads.closed_loop(server.port, raw, conns, secs, units=STREAMS)
+                    )
+                    figures[f"{name}_{form}_{detail}"].append(result["per_s"])
+            finally:
+                server.stop()
+        os.sched_setaffinity(0, {0})
+        figures["ort_ceiling_b1024"].append(1024 / floor.time_call(sess, inputs, 0.5))
+        pin_self_to_client_core()
+        print(f"round {r}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.items()),
+              flush=True)  # fmt: skip
+    out: dict[str, Any] = {k: _stat(v) for k, v in figures.items()}
+    for form, detail in cases:
+        one, every = figures[f"one_core_{form}_{detail}"], figures[f"all_cores_{form}_{detail}"]
+        gain = [a / b for a, b in zip(every, one, strict=True)]
+        out[f"{form}_{detail}_all_vs_one"] = _stat(gain, 3)
+        for name in setups:
+            ratios = [a / c for a, c in zip(figures[f"{name}_{form}_{detail}"],
+                                            figures["ort_ceiling_b1024"], strict=True)]  # fmt: skip
+            out[f"{name}_{form}_{detail}_vs_ceiling"] = _stat(ratios, 3)
     return out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import columnar_loads as loads
-from bench.columnar_bench import in_process
+from bench.columnar_bench import compare_cores, in_process
 from bench.payloads import Model, find_models
 from bench.servers import start_service
 
@@ -56,3 +56,15 @@ def test_server_loads(tiny: tuple[Path, Model], tmp_path: Path) -> None:
         assert r[form]["per_s"] > 0  # type: ignore[index]
     assert r["ws"] > 0  # type: ignore[operator]
     assert r["fair"]["single_under_bulk_p99_ms"] > 0  # type: ignore[index]
+
+
+def test_compare_cores_reports_both_setups_and_their_ratios(tiny: tuple[Path, Model]) -> None:
+    models_dir, model = tiny
+    out = compare_cores(models_dir, model, rounds=1, secs=0.2, conns=1)
+    json.dumps(out)
+    for form, detail in (("json", "full"), ("json", "none"), ("binary", "full")):
+        for setup in ("one_core", "all_cores"):
+            assert out[f"{setup}_{form}_{detail}"]["median"] > 0
+            assert out[f"{setup}_{form}_{detail}_vs_ceiling"]["median"] > 0
+        assert out[f"{form}_{detail}_all_vs_one"]["median"] > 0
+    assert out["ort_ceiling_b1024"]["median"] > 0
