@@ -26,9 +26,9 @@ from service.errors import InvalidInput
 from service.protocol.answers import Body
 from service.protocol.requests import (
     MAX_SEQ,
-    MAX_STREAM_ID,
     Obs,
     WireSpec,
+    check_stream_id,
     parse_observations,
 )
 from service.protocol.v2_tensors import Output, Tensor, encode_json_strings
@@ -98,7 +98,9 @@ def parse_sequence(params: dict[str, Any]) -> tuple[SequenceParams, bool]:
             raise InvalidInput("parameters.sequence_id: must be an unsigned 64-bit integer")
         stream_id = str(raw_id) if raw_id else None
     elif isinstance(raw_id, str):
-        stream_id = bounded(raw_id, "parameters.sequence_id", MAX_STREAM_ID) or None
+        # A string id is a /v1 stream id (the same characters and length), so the
+        # stream it names stays addressable at /v1/models/{m}/streams/{id}; "" = none.
+        stream_id = check_stream_id(raw_id, "parameters.sequence_id") if raw_id else None
     else:
         raise InvalidInput(
             "parameters.sequence_id: must be an unsigned 64-bit integer or a string, "
@@ -227,6 +229,11 @@ class V2Model:
         if ts_type == "BYTES":
             stamps = [_ts_text(b, k) for k, b in enumerate(stamps)]
         n = self.n_inputs
+        if seq is not None and seq < steps - 1:  # the first step's seq would be negative
+            raise InvalidInput(
+                f"parameters.sequence_seq: numbers the last of {steps} observations, so it "
+                f"must be at least {steps - 1} (the ones before count down from it), got {seq}"
+            )
         raw: list[dict[str, Any]] = []
         for k in range(steps):
             # NaN (v != v) is a missing value, as JSON null is; parse_one checks the rest.

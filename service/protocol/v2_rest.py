@@ -114,8 +114,10 @@ def _request_head(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     ident = data.get("id", "")
     if type(ident) is not str or len(ident) > MAX_NAME:
         bounded(ident, "id")
-    params = data.get("parameters") or {}
-    if type(params) is not dict:
+    params = data.get("parameters")
+    if params is None:
+        params = {}
+    elif type(params) is not dict:  # [], 0 or "" too: not taken for "no parameters"
         raise InvalidInput("parameters: must be an object")
     return ident, params
 
@@ -185,7 +187,7 @@ def _input(raw: object, i: int, view: memoryview, offset: int) -> tuple[Tensor, 
     if type(name) is not str or len(name) > MAX_NAME:
         name = bounded(name, f"inputs[{i}].name")  # raises
     datatype = raw.get("datatype")
-    if datatype not in DATATYPES:
+    if type(datatype) is not str or datatype not in DATATYPES:  # a list is unhashable
         raise InvalidInput(f"inputs[{i}].datatype: must be one of FP32, INT64, BYTES")
     shape = raw.get("shape")
     if type(shape) is not list:
@@ -256,8 +258,10 @@ def _outputs(raw: object) -> list[tuple[str, bool | None]] | None:
             raise InvalidInput(f"outputs[{i}]: must be an object")
         check_fields(o, OUTPUT_KEYS, f"outputs[{i}].")
         name = bounded(o.get("name"), f"outputs[{i}].name", MAX_NAME)
-        params = o.get("parameters") or {}
-        if not isinstance(params, dict):
+        params = o.get("parameters")
+        if params is None:
+            params = {}
+        elif type(params) is not dict:
             raise InvalidInput(f"outputs[{i}].parameters: must be an object")
         check_fields(params, frozenset(("binary_data",)), f"outputs[{i}].parameters.")
         flag = params.get("binary_data")
