@@ -23,7 +23,7 @@ from service.protocol.columns import ColumnsRequest, check_arrays
 from service.protocol.columns_answer import ColumnsResult
 from service.protocol.entries import check_detail
 from service.protocol.requests import WireSpec, check_keys, load_json
-from service.protocol.v2_tensors import decode_bytes
+from service.protocol.v2_tensors import decode_bytes, elements
 
 HEADER_KEYS = frozenset(("inputs", "parameters"))
 TENSOR_KEYS = frozenset(("name", "datatype", "shape", "data", "parameters"))
@@ -33,8 +33,10 @@ _TYPES = {"ts": ("FP64", "<f8"), "seqs": ("INT64", "<i8"), "values": ("FP32", "<
 def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRequest:
     data = load_json(body[:header_length])
     check_keys(data, HEADER_KEYS)
-    params = data.get("parameters") or {}
-    if type(params) is not dict:
+    params = data.get("parameters")
+    if params is None:
+        params = {}
+    elif type(params) is not dict:
         raise InvalidInput("parameters: must be an object")
     check_keys(params, frozenset(("forecast",)), "parameters.")
     detail = check_detail(params.get("forecast"))
@@ -53,10 +55,17 @@ def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRe
             raise InvalidInput(
                 f"inputs[{i}].name: must be one of stream_ids, ts, seqs, values, each once"
             )
-        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+        if type(shape) is not list:
             raise InvalidInput(f"inputs[{i}].shape: must be a list of integers >= 0")
-        count = int(np.prod(shape)) if shape else 1
-        size = (t.get("parameters") or {}).get("binary_data_size")
+        # Python integers: numpy's product would wrap past 2^63 (e.g. [2^32, 2^32] -> 0).
+        count = elements(shape, f"inputs[{i}].shape")
+        tensor_params = t.get("parameters")
+        if tensor_params is None:
+            tensor_params = {}
+        elif type(tensor_params) is not dict:
+            raise InvalidInput(f"inputs[{i}].parameters: must be an object")
+        check_keys(tensor_params, frozenset(("binary_data_size",)), f"inputs[{i}].parameters.")
+        size = tensor_params.get("binary_data_size")
         if size is None:
             if name != "stream_ids" or type(t.get("data")) is not list:
                 raise InvalidInput(f"inputs[{i}]: parameters.binary_data_size is required")

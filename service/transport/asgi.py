@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane
 from service.engine.admission import Ticket
-from service.errors import MethodNotAllowed, RetryLater, render
+from service.errors import InvalidInput, MethodNotAllowed, RetryLater, render
 from service.metrics import Metrics
 from service.protocol import v2_rest
 from service.protocol.access import Principal
@@ -60,9 +60,17 @@ _PROBES: dict[str, Probe] = {
 
 def header_length(scope: Scope, body_length: int) -> int | None:
     """The JSON header's length of a binary columnar body (None: a JSON body)."""
+    binary = False
     for name, value in scope["headers"]:
         if name == b"inference-header-content-length":
             return v2_rest.header_length(value, body_length)
+        if name == b"content-type":
+            binary = value.split(b";")[0].strip().lower() == b"application/octet-stream"
+    if binary:  # else the binary body would be refused as "not valid JSON"
+        raise InvalidInput(
+            "Inference-Header-Content-Length: required with Content-Type "
+            "application/octet-stream (the length of the body's JSON header)"
+        )
     return None
 
 

@@ -30,12 +30,15 @@ def good(seconds: np.ndarray, values: np.ndarray, sid: Any = SID, **params: Any)
     return {
         "parameters": {"sequence_id": sid, **params},
         "inputs": [
-            {"name": "INPUT", "shape": [1, t, n], "datatype": "FP32",
-             "data": values.astype(np.float32).ravel().tolist()},
-            {"name": "TS", "shape": [1, t], "datatype": "INT64",
-             "data": [int(s) for s in seconds]},
+            {
+                "name": "INPUT",
+                "shape": [1, t, n],
+                "datatype": "FP32",
+                "data": values.astype(np.float32).ravel().tolist(),
+            },
+            {"name": "TS", "shape": [1, t], "datatype": "INT64", "data": [int(s) for s in seconds]},
         ],
-    }  # fmt: skip
+    }
 
 
 def state(c: httpx.Client, sid: str = SID) -> Any:
@@ -72,12 +75,18 @@ def json_cases(g: dict) -> list[tuple[str, Any, str]]:
         # Regression: falsy parameters of the wrong type were taken for "none".
         ("parameters list", with_(g, ("parameters",), []), "parameters: must be an object"),
         ("parameters zero", with_(g, ("parameters",), 0), "parameters: must be an object"),
-        ("output parameters list", {**g, "outputs": [{"name": "FORECAST", "parameters": []}]},
-         "outputs[0].parameters: must be an object"),  # fmt: skip
+        (
+            "output parameters list",
+            {**g, "outputs": [{"name": "FORECAST", "parameters": []}]},
+            "outputs[0].parameters: must be an object",
+        ),
         # Regression: a string sequence_id outside the stream id rule made a stream that
         # /v1 cannot address.
-        ("sid with a slash", with_(g, ("parameters", "sequence_id"), "a/b c"),
-         "parameters.sequence_id: may only hold"),  # fmt: skip
+        (
+            "sid with a slash",
+            with_(g, ("parameters", "sequence_id"), "a/b c"),
+            "parameters.sequence_id: may only hold",
+        ),
         ("sid NUL", with_(g, ("parameters", "sequence_id"), "\u0000"), "parameters.sequence_id"),
         ("sid non-ASCII", with_(g, ("parameters", "sequence_id"), "ü"), "parameters.sequence_id"),
         ("sid too long", with_(g, ("parameters", "sequence_id"), "s" * 129), "longer than 128"),
@@ -91,21 +100,43 @@ def json_cases(g: dict) -> list[tuple[str, Any, str]]:
         ("start string", with_(g, ("parameters", "sequence_start"), "true"), "sequence_start"),
         ("end number", with_(g, ("parameters", "sequence_end"), 1), "sequence_end"),
         ("seq without sid", with_(g, ("parameters",), {"sequence_seq": 3}), "need a sequence_id"),
-        ("unknown parameter", with_(g, ("parameters", "sequence_idd"), "x"), "parameters.sequence_idd"),
+        (
+            "unknown parameter",
+            with_(g, ("parameters", "sequence_idd"), "x"),
+            "parameters.sequence_idd",
+        ),
         ("negative dim", with_(g, ("inputs", 0, "shape"), [1, -1, 2]), "inputs[0].shape"),
-        ("overflowing shape", with_(g, ("inputs", 0, "shape"), [2**32, 2**32, 0]), "inputs[0].data"),
+        (
+            "overflowing shape",
+            with_(g, ("inputs", 0, "shape"), [2**32, 2**32, 0]),
+            "inputs[0].data",
+        ),
         ("huge dim", with_(g, ("inputs", 0, "shape"), [1, 10**30, 2]), "inputs[0].shape"),
         ("bool dim", with_(g, ("inputs", 0, "shape"), [True, 1, 2]), "inputs[0].shape"),
         ("nine dims", with_(g, ("inputs", 0, "shape"), [1] * 9), "more than 8 dimensions"),
         ("shape vs data", with_(g, ("inputs", 0, "shape"), [1, 2, 1]), "INPUT.shape"),
-        ("T = 0", with_(with_(g, ("inputs", 0, "shape"), [1, 0, 2]), ("inputs", 0, "data"), []),
-         "INPUT.shape"),  # fmt: skip
-        ("string value", with_(g, ("inputs", 0, "data"), ["1"] * len(x["data"])), "inputs[0].data[0]"),
+        (
+            "T = 0",
+            with_(with_(g, ("inputs", 0, "shape"), [1, 0, 2]), ("inputs", 0, "data"), []),
+            "INPUT.shape",
+        ),
+        (
+            "string value",
+            with_(g, ("inputs", 0, "data"), ["1"] * len(x["data"])),
+            "inputs[0].data[0]",
+        ),
         ("float32 overflow", with_(g, ("inputs", 0, "data"), [1e300] * len(x["data"])), "float32"),
         ("float ts", with_(g, ("inputs", 1, "data"), [1.5] * len(ts["data"])), "inputs[1].data[0]"),
         ("ts out of range", with_(g, ("inputs", 1, "data"), [2**63 - 1] * len(ts["data"])), ".ts"),
-        ("bytes ts not ISO", with_(with_(g, ("inputs", 1, "datatype"), "BYTES"),
-                                   ("inputs", 1, "data"), ["yesterday"] * len(ts["data"])), ".ts"),
+        (
+            "bytes ts not ISO",
+            with_(
+                with_(g, ("inputs", 1, "datatype"), "BYTES"),
+                ("inputs", 1, "data"),
+                ["yesterday"] * len(ts["data"]),
+            ),
+            ".ts",
+        ),
         ("too deep data", with_(g, ("inputs", 0, "data"), [[[[[[[[[1.0]]]]]]]]]), "nested deeper"),
         ("duplicate INPUT", {**g, "inputs": [x, ts, x]}, "inputs[2].name: INPUT is given twice"),
         ("missing TS", {**g, "inputs": [x]}, "inputs: TS is required"),
@@ -113,13 +144,21 @@ def json_cases(g: dict) -> list[tuple[str, Any, str]]:
         ("no inputs", {**g, "inputs": []}, "inputs: must be a non-empty list"),
         ("unknown output", {**g, "outputs": [{"name": "STATE"}]}, "outputs[0].name"),
         ("output twice", {**g, "outputs": [{"name": "FORECAST"}] * 2}, "asked for twice"),
-        ("output binary flag", {**g, "outputs": [{"name": "FORECAST",
-                                                  "parameters": {"binary_data": "yes"}}]},
-         "outputs[0].parameters.binary_data"),  # fmt: skip
-        ("binary_data_output", with_(g, ("parameters", "binary_data_output"), 1),
-         "binary_data_output"),  # fmt: skip
-        ("data and size", with_(g, ("inputs", 0, "parameters"), {"binary_data_size": 0}),
-         "not both"),  # fmt: skip
+        (
+            "output binary flag",
+            {**g, "outputs": [{"name": "FORECAST", "parameters": {"binary_data": "yes"}}]},
+            "outputs[0].parameters.binary_data",
+        ),
+        (
+            "binary_data_output",
+            with_(g, ("parameters", "binary_data_output"), 1),
+            "binary_data_output",
+        ),
+        (
+            "data and size",
+            with_(g, ("inputs", 0, "parameters"), {"binary_data_size": 0}),
+            "not both",
+        ),
         ("model_name", {**g, "model_name": "other"}, "model_name"),
         ("id object", {**g, "id": {}}, "id: must be a string"),
         ("not JSON", b"{", "[malformed_json]"),
@@ -137,8 +176,11 @@ def test_hostile_rest_json_bodies_are_400_and_change_nothing(
     # Regression: sequence_seq 0 for two steps counted the first down to -1, refused as
     # "step[0].seq" rather than naming the parameter the client sent.
     two = good(seconds[2:4], values[2:4], sequence_seq=0)
-    assert_v2_error(client.post(INFER, json=two), "parameters.sequence_seq: numbers the last "
-                    "of 2 observations, so it must be at least 1", "seq too small")  # fmt: skip
+    assert_v2_error(
+        client.post(INFER, json=two),
+        "parameters.sequence_seq: numbers the last of 2 observations, so it must be at least 1",
+        "seq too small",
+    )
     assert client.post(INFER, json=good(seconds[:1], values[:1])).status_code == 200
     before = state(client)
     g = good(seconds[1:2], values[1:2])
@@ -169,11 +211,23 @@ def test_hostile_rest_binary_bodies_are_400_and_change_nothing(
     last = iso(seconds[2]).encode()
 
     def head(x_size: int = 4 * n, ts_size: int = len(ts), ts_count: int = 1) -> dict:
-        return {"parameters": {"sequence_id": SID}, "inputs": [
-            {"name": "INPUT", "shape": [1, 1, n], "datatype": "FP32",
-             "parameters": {"binary_data_size": x_size}},
-            {"name": "TS", "shape": [1, ts_count], "datatype": "BYTES",
-             "parameters": {"binary_data_size": ts_size}}]}  # fmt: skip
+        return {
+            "parameters": {"sequence_id": SID},
+            "inputs": [
+                {
+                    "name": "INPUT",
+                    "shape": [1, 1, n],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x_size},
+                },
+                {
+                    "name": "TS",
+                    "shape": [1, ts_count],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": ts_size},
+                },
+            ],
+        }
 
     assert client.post(INFER, json=good(seconds[:1], values[:1])).status_code == 200
     # A good request in binary: its header's plan is cached, later bodies still checked.
@@ -183,24 +237,45 @@ def test_hostile_rest_binary_bodies_are_400_and_change_nothing(
     cases: list[tuple[str, tuple[bytes, dict], str]] = [
         ("truncated data", binary_request(head(), x, ts[:-3]), "past the end of the body"),
         ("extra bytes", binary_request(head(), x, ts, b"\x00"), "1 bytes after"),
-        ("length prefix too large", binary_request(head(), x, struct.pack("<I", 2**32 - 1)
-                                                   + stamp), "runs past the data"),  # fmt: skip
+        (
+            "length prefix too large",
+            binary_request(head(), x, struct.pack("<I", 2**32 - 1) + stamp),
+            "runs past the data",
+        ),
         ("truncated prefix", binary_request(head(ts_size=2), x, b"\x01\x00"), "truncated"),
         ("fewer elements", binary_request(head(ts_count=2), x, ts), "1 elements, the shape"),
-        ("ts not UTF-8", binary_request(head(), x, struct.pack("<I", len(stamp))
-                                        + b"\xff" * len(stamp)), "TS[0][0]: not UTF-8"),  # fmt: skip
+        (
+            "ts not UTF-8",
+            binary_request(head(), x, struct.pack("<I", len(stamp)) + b"\xff" * len(stamp)),
+            "TS[0][0]: not UTF-8",
+        ),
         ("x wrong size", binary_request(head(x_size=4 * n - 1), x[:-1], ts), "bytes, the shape"),
-        ("infinite value", binary_request(head(), np.full(n, np.inf, "<f4").tobytes(), ts),
-         "does not fit float32"),  # fmt: skip
+        (
+            "infinite value",
+            binary_request(head(), np.full(n, np.inf, "<f4").tobytes(), ts),
+            "does not fit float32",
+        ),
         ("negative size", binary_request(head(x_size=-1), x, ts), "binary_data_size"),
-        ("header length negative", binary_request(head(), x, ts, length="-1"),
-         "Inference-Header-Content-Length: must be an integer"),  # fmt: skip
-        ("header length not a number", binary_request(head(), x, ts, length="12a"),
-         "Inference-Header-Content-Length"),  # fmt: skip
-        ("header length past the body", binary_request(head(), x, ts, length="100000"),
-         "Inference-Header-Content-Length"),  # fmt: skip
-        ("header length cuts the JSON", binary_request(head(), x, ts, length="10"),
-         "[malformed_json]"),  # fmt: skip
+        (
+            "header length negative",
+            binary_request(head(), x, ts, length="-1"),
+            "Inference-Header-Content-Length: must be an integer",
+        ),
+        (
+            "header length not a number",
+            binary_request(head(), x, ts, length="12a"),
+            "Inference-Header-Content-Length",
+        ),
+        (
+            "header length past the body",
+            binary_request(head(), x, ts, length="100000"),
+            "Inference-Header-Content-Length",
+        ),
+        (
+            "header length cuts the JSON",
+            binary_request(head(), x, ts, length="10"),
+            "[malformed_json]",
+        ),
         ("planned header, short body", (planned_body[:-1], planned_headers), "past the end"),
         ("planned header, long body", (planned_body + b"\x00", planned_headers), "bytes after"),
     ]
@@ -209,28 +284,47 @@ def test_hostile_rest_binary_bodies_are_400_and_change_nothing(
         assert_v2_error(client.post(INFER, content=content, headers=headers), fragment, label)
         assert state(client) == before, label
     assert len(last) == len(stamp)  # the same header: the planned path
-    after, _ = binary_request(head(), values[2].astype("<f4").tobytes(),
-                              struct.pack("<I", len(last)) + last)  # fmt: skip
+    after, _ = binary_request(
+        head(), values[2].astype("<f4").tobytes(), struct.pack("<I", len(last)) + last
+    )
     r = client.post(INFER, content=after, headers=planned_headers)
     assert r.status_code == 200, r.text
     assert state(client)["count"] == before["count"] + 1
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**65), 2**65)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                  max_size=2),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=2)
+    ),
     max_leaves=6,
-)  # fmt: skip
+)
 PATHS = [
-    ("parameters",), ("parameters", "sequence_id"), ("parameters", "sequence_seq"),
-    ("parameters", "sequence_start"), ("parameters", "sequence_end"),
-    ("parameters", "binary_data_output"), ("inputs",), ("inputs", 0), ("inputs", 0, "name"),
-    ("inputs", 0, "shape"), ("inputs", 0, "datatype"), ("inputs", 0, "data"),
-    ("inputs", 0, "parameters"), ("inputs", 1, "data"), ("inputs", 1, "shape"),
-    ("inputs", 1, "datatype"), ("outputs",), ("id",), ("model_name",), ("extra",),
-]  # fmt: skip
+    ("parameters",),
+    ("parameters", "sequence_id"),
+    ("parameters", "sequence_seq"),
+    ("parameters", "sequence_start"),
+    ("parameters", "sequence_end"),
+    ("parameters", "binary_data_output"),
+    ("inputs",),
+    ("inputs", 0),
+    ("inputs", 0, "name"),
+    ("inputs", 0, "shape"),
+    ("inputs", 0, "datatype"),
+    ("inputs", 0, "data"),
+    ("inputs", 0, "parameters"),
+    ("inputs", 1, "data"),
+    ("inputs", 1, "shape"),
+    ("inputs", 1, "datatype"),
+    ("outputs",),
+    ("id",),
+    ("model_name",),
+    ("extra",),
+]
 
 
 def test_random_values_at_every_field_never_break_the_service(
@@ -243,8 +337,13 @@ def test_random_values_at_every_field_never_break_the_service(
     g = good(seconds[1:2], values[1:2])
     seen: dict[str, Any] = {"before": state(client)}
 
-    @settings(max_examples=120, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=120,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(path=st.sampled_from(PATHS), value=JSON_VALUES)
     def check(path: tuple[Any, ...], value: Any) -> None:
         r = client.post(INFER, content=json.dumps(with_(g, path, value)).encode())
@@ -295,30 +394,61 @@ def grpc_cases(seconds: np.ndarray, values: np.ndarray) -> list[tuple[str, Any, 
         ("sid negative", case(sid("int64_param", -5)), "unsigned 64-bit"),
         ("sid bool", case(sid("bool_param", True)), "got bool"),
         ("raw count", case(lambda r: r.raw_input_contents.pop()), "raw_input_contents: 1 entries"),
-        ("raw short", case(lambda r: r.raw_input_contents.__setitem__(0, b"\x00" * 3)),
-         "raw_input_contents[0]: 3 bytes"),  # fmt: skip
+        (
+            "raw short",
+            case(lambda r: r.raw_input_contents.__setitem__(0, b"\x00" * 3)),
+            "raw_input_contents[0]: 3 bytes",
+        ),
         ("negative dim", case(lambda r: r.inputs[0].shape.__setitem__(1, -1)), "inputs[0].shape"),
-        ("overflowing shape", case(lambda r: r.inputs[0].shape.extend([2**31, 2**31])),
-         "raw_input_contents[0]: 8 bytes, the shape needs"),  # fmt: skip
-        ("contents count", case(lambda r: r.inputs[0].contents.fp32_contents.append(1.0), False),
-         "inputs[0].contents"),  # fmt: skip
-        ("contents of another type", case(lambda r: setattr(r.inputs[1], "datatype", "FP32"),
-                                          False), "inputs[1].contents"),  # fmt: skip
+        (
+            "overflowing shape",
+            case(lambda r: r.inputs[0].shape.extend([2**31, 2**31])),
+            "raw_input_contents[0]: 8 bytes, the shape needs",
+        ),
+        (
+            "contents count",
+            case(lambda r: r.inputs[0].contents.fp32_contents.append(1.0), False),
+            "inputs[0].contents",
+        ),
+        (
+            "contents of another type",
+            case(lambda r: setattr(r.inputs[1], "datatype", "FP32"), False),
+            "inputs[1].contents",
+        ),
         ("datatype", case(lambda r: setattr(r.inputs[0], "datatype", "UINT8")), "datatype"),
-        ("bytes prefix", case(lambda r: (setattr(r.inputs[1], "datatype", "BYTES"),
-                                         r.raw_input_contents.__setitem__(1, b"\xff\xff\xff\x7f"))),
-         "runs past the data"),  # fmt: skip
-        ("seq too small", case(lambda r: setattr(r.parameters["sequence_seq"], "int64_param", -1)),
-         "sequence_seq"),  # fmt: skip
-        ("start as text", case(lambda r: setattr(r.parameters["sequence_start"], "string_param",
-                                                 "true")), "sequence_start"),  # fmt: skip
-        ("unknown parameter", case(lambda r: setattr(r.parameters["sequnce_id"], "bool_param",
-                                                     True)), "parameters.sequnce_id"),  # fmt: skip
-        ("input parameters", case(lambda r: setattr(
-            r.inputs[0].parameters["binary_data_size"], "int64_param", 4)), "inputs[0].parameters"),
+        (
+            "bytes prefix",
+            case(
+                lambda r: (
+                    setattr(r.inputs[1], "datatype", "BYTES"),
+                    r.raw_input_contents.__setitem__(1, b"\xff\xff\xff\x7f"),
+                )
+            ),
+            "runs past the data",
+        ),
+        (
+            "seq too small",
+            case(lambda r: setattr(r.parameters["sequence_seq"], "int64_param", -1)),
+            "sequence_seq",
+        ),
+        (
+            "start as text",
+            case(lambda r: setattr(r.parameters["sequence_start"], "string_param", "true")),
+            "sequence_start",
+        ),
+        (
+            "unknown parameter",
+            case(lambda r: setattr(r.parameters["sequnce_id"], "bool_param", True)),
+            "parameters.sequnce_id",
+        ),
+        (
+            "input parameters",
+            case(lambda r: setattr(r.inputs[0].parameters["binary_data_size"], "int64_param", 4)),
+            "inputs[0].parameters",
+        ),
         ("unknown output", case(lambda r: r.outputs.add(name="STATE")), "outputs[0].name"),
         ("long id", case(lambda r: setattr(r, "id", "i" * 300)), "id: longer than 256"),
-    ]  # fmt: skip
+    ]
 
 
 def test_hostile_grpc_requests_are_invalid_argument_and_change_nothing(
