@@ -59,6 +59,8 @@ def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRe
             raise InvalidInput(f"inputs[{i}].shape: must be a list of integers >= 0")
         # Python integers: numpy's product would wrap past 2^63 (e.g. [2^32, 2^32] -> 0).
         count = elements(shape, f"inputs[{i}].shape")
+        if name == "stream_ids" and (t.get("datatype") != "BYTES" or len(shape) != 1):
+            raise InvalidInput(f"inputs[{i}]: stream_ids is BYTES of shape [n]")
         tensor_params = t.get("parameters")
         if tensor_params is None:
             tensor_params = {}
@@ -69,8 +71,14 @@ def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRe
         if size is None:
             if name != "stream_ids" or type(t.get("data")) is not list:
                 raise InvalidInput(f"inputs[{i}]: parameters.binary_data_size is required")
+            if len(t["data"]) != count:
+                raise InvalidInput(
+                    f"inputs[{i}].data: {len(t['data'])} elements, the shape needs {count}"
+                )
             tensors[name] = t["data"]
             continue
+        if "data" in t:  # which one would count is ambiguous: refused, as v2 does
+            raise InvalidInput(f"inputs[{i}]: give data or binary_data_size, not both")
         if type(size) is not int or not 0 <= size <= len(body) - offset:
             raise InvalidInput(f"inputs[{i}].parameters.binary_data_size: past the end of the body")
         raw = view[offset : offset + size]

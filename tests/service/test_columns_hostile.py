@@ -296,6 +296,36 @@ def test_bad_binary_columnar_requests_fail_whole_and_change_nothing(
             "Inference-Header-Content",
         ),
         ("header not an object", [], b"", None, "JSON object"),
+        # Regression: the stream_ids tensor's shape, datatype and a second source of
+        # data were not checked (ids silently taken from "data" alone).
+        (
+            "ids data vs shape",
+            swap(0, {"name": "stream_ids", "datatype": "BYTES", "shape": [3], "data": IDS[:1]}),
+            ts + x,
+            None,
+            "inputs[0].data: 1 elements, the shape needs 3",
+        ),
+        (
+            "ids 2-D",
+            swap(0, tensor("stream_ids", "BYTES", [1, 1], len(ids))),
+            ids + ts + x,
+            None,
+            "stream_ids is BYTES of shape [n]",
+        ),
+        (
+            "ids FP32",
+            swap(0, tensor("stream_ids", "FP32", [1], len(ids))),
+            ids + ts + x,
+            None,
+            "stream_ids is BYTES of shape [n]",
+        ),
+        (
+            "ids data and size",
+            swap(0, {**good[0], "data": ["c1"]}),
+            ids + ts + x,
+            None,
+            "inputs[0]: give data or binary_data_size, not both",
+        ),
     ]
     for label, header, raw, length, fragment in cases:
         r = binary_post(client, header, raw, length)
