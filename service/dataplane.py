@@ -30,7 +30,7 @@ from service.protocol.requests import (
     parse_forecast_body,
     parse_stream_body,
 )
-from service.protocol.v2 import InferRequest, V2Model, bounded
+from service.protocol.v2 import InferRequest, V2Model, bounded, v2_wording
 
 # A WebSocket message is a stream body or a multi-stream body, plus an "id" to echo.
 WS_STREAM_KEYS = STREAM_KEYS | {"stream_id", "id"}
@@ -152,12 +152,18 @@ class DataPlane(BulkPlane):
         forecast over the request's history. The key's tenant, scopes and quotas apply
         as on /v1: reset and forget need admin, as they do there."""
         seq = request.sequence
-        if seq.stream_id is None:
-            return await model.forecast(request.obs)
-        if seq.end:
-            check_sequence_end(who, seq.stream_id, seq.start)
-            return await model.observe_then_forget(seq.stream_id, request.obs, seq.start)
-        return await self._observe(model, seq.stream_id, request.obs, seq.start, who)
+        try:
+            if seq.stream_id is None:
+                return await model.forecast(request.obs)
+            if seq.end:
+                check_sequence_end(who, seq.stream_id, seq.start)
+                return await model.observe_then_forget(seq.stream_id, request.obs, seq.start)
+            return await self._observe(model, seq.stream_id, request.obs, seq.start, who)
+        except ServiceError as exc:
+            reworded = v2_wording(exc)
+            if reworded is exc:
+                raise
+            raise reworded from None
 
     # -- one WebSocket message -----------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, ServiceError
 from service.protocol.answers import Body
 from service.protocol.requests import (
     MAX_SEQ,
@@ -118,6 +118,28 @@ def parse_sequence(params: dict[str, Any]) -> tuple[SequenceParams, bool]:
             "parameters: sequence_start, sequence_end and sequence_seq need a sequence_id"
         )
     return SequenceParams(stream_id, start, end, seq), _flag(params, "binary_data_output")
+
+
+# /v1 field paths at the start of an error message, and what a v2 request calls them.
+_V1_HEADS = (
+    ("observations", "step"),
+    ("stream_id: ", "parameters.sequence_id: "),
+    ('reset: "reset": true', "parameters.sequence_start: true"),
+)
+
+
+def v2_wording(exc: ServiceError) -> ServiceError:
+    """An error of the /v1 path (the engine's plan words a request's observations as
+    ``observations[k]`` and its reset as ``"reset": true``) in a v2 request's own terms:
+    its steps, as the v2 checks name them (``step[k]``), and ``sequence_start``. The
+    same error, reworded; the error itself when nothing needs it."""
+    message = exc.message
+    for head, ours in _V1_HEADS:
+        if message.startswith(head):
+            message = ours + message[len(head) :]
+            break
+    message = message.replace('"reset": true', "sequence_start: true")
+    return exc if message == exc.message else exc.located(message, exc.stream_id)
 
 
 def _flag(params: dict[str, Any], key: str) -> bool:

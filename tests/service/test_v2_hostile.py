@@ -56,11 +56,16 @@ def with_(body: dict, path: tuple[Any, ...], value: Any) -> dict:
     return out
 
 
-def assert_v2_error(r: httpx.Response, fragment: str, label: str) -> None:
+def assert_v2_error(
+    r: httpx.Response,
+    fragment: str,
+    label: str,
+    codes: tuple[str, ...] = ("[invalid_input] ", "[malformed_json] "),
+) -> None:
     assert r.status_code == 400, (label, r.status_code, r.text)
     error = r.json()
     assert set(error) == {"error"} and isinstance(error["error"], str), label
-    assert error["error"].startswith(("[invalid_input] ", "[malformed_json] ")), (label, error)
+    assert error["error"].startswith(codes), (label, error)
     assert fragment in error["error"], (label, error["error"])
     assert len(r.text) < 1024, label  # nothing the client sent is echoed at length
 
@@ -493,3 +498,24 @@ def test_hostile_grpc_requests_are_invalid_argument_and_change_nothing(
             assert fragment in reply.error_message, (label, reply.error_message)
         assert replies[-1].error_message == "" and replies[-1].infer_response.outputs
         assert state(c)["count"] == before["count"] + 1
+
+
+def test_refusals_of_the_stream_path_are_worded_in_v2_terms(
+    models_dir: Path, client: httpx.Client
+) -> None:
+    """Regression: the engine's refusals reached v2 clients in /v1's words
+    ("observations[0].ts ... send "reset": true"), fields a v2 request does not have."""
+    seconds, values = held_out(models_dir, SENSOR, 2)
+    assert client.post(INFER, json=good(seconds[1:2], values[1:2])).status_code == 200
+    before = state(client)
+    far = good(seconds[1:2] + 1800 * 100, values[1:2])
+    r = client.post(INFER, json=far)
+    assert_v2_error(r, "step[0].ts: ", "gap", ("[gap_too_large] ",))
+    assert "sequence_start: true" in r.json()["error"] and "reset" not in r.json()["error"]
+    assert_v2_error(client.post(INFER, json=good(seconds[:1], values[:1])),
+                    "step[0]: ", "backwards", ("[out_of_order] ",))  # fmt: skip
+    assert state(client) == before
+    far["parameters"]["sequence_start"] = True  # what the message says to do
+    r = client.post(INFER, json=far)
+    assert r.status_code == 200, r.text
+    assert state(client)["count"] == 1
