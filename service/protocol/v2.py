@@ -106,6 +106,12 @@ def parse_sequence(params: dict[str, Any]) -> tuple[SequenceParams, bool]:
             "parameters.sequence_id: must be an unsigned 64-bit integer or a string, "
             f"got {type(raw_id).__name__}"
         )
+    for key in ("priority", "timeout"):  # not used, but of the protocol's type
+        value = params.get(key)
+        if value is not None and (type(value) is not int or not 0 <= value < MAX_UINT64):
+            raise InvalidInput(
+                f"parameters.{key}: must be an unsigned 64-bit integer, got {value!r:.40}"
+            )
     start = _flag(params, "sequence_start")
     end = _flag(params, "sequence_end")
     seq = params.get("sequence_seq")

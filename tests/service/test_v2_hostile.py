@@ -104,6 +104,9 @@ def json_cases(g: dict) -> list[tuple[str, Any, str]]:
         ("seq string", with_(g, ("parameters", "sequence_seq"), "5"), "sequence_seq"),
         ("start string", with_(g, ("parameters", "sequence_start"), "true"), "sequence_start"),
         ("end number", with_(g, ("parameters", "sequence_end"), 1), "sequence_end"),
+        # Regression: the unused parameters took any value.
+        ("priority object", with_(g, ("parameters", "priority"), {"a": 1}), "parameters.priority"),
+        ("timeout negative", with_(g, ("parameters", "timeout"), -1), "parameters.timeout"),
         ("seq without sid", with_(g, ("parameters",), {"sequence_seq": 3}), "need a sequence_id"),
         (
             "unknown parameter",
