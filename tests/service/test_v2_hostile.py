@@ -517,6 +517,9 @@ def test_refusals_of_the_stream_path_are_worded_in_v2_terms(
     assert "sequence_start: true" in r.json()["error"] and "reset" not in r.json()["error"]
     assert_v2_error(client.post(INFER, json=good(seconds[:1], values[:1])),
                     "step[0]: ", "backwards", ("[out_of_order] ",))  # fmt: skip
+    # A refused last step (sequence_end) does not end the sequence: nothing is forgotten.
+    end = good(seconds[:1], values[:1], sequence_end=True)
+    assert_v2_error(client.post(INFER, json=end), "step[0]: ", "end", ("[out_of_order] ",))
     assert state(client) == before
     far["parameters"]["sequence_start"] = True  # what the message says to do
     r = client.post(INFER, json=far)
