@@ -22,7 +22,7 @@ from service.protocol.answers import dumps
 from service.protocol.columns import ColumnsRequest, check_arrays
 from service.protocol.columns_answer import ColumnsResult
 from service.protocol.entries import check_detail
-from service.protocol.requests import WireSpec, check_keys, load_json
+from service.protocol.requests import WireSpec, check_keys, load_json, optional_object
 from service.protocol.v2_tensors import decode_bytes, elements
 
 HEADER_KEYS = frozenset(("inputs", "parameters"))
@@ -33,11 +33,7 @@ _TYPES = {"ts": ("FP64", "<f8"), "seqs": ("INT64", "<i8"), "values": ("FP32", "<
 def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRequest:
     data = load_json(body[:header_length])
     check_keys(data, HEADER_KEYS)
-    params = data.get("parameters")
-    if params is None:
-        params = {}
-    elif type(params) is not dict:
-        raise InvalidInput("parameters: must be an object")
+    params = optional_object(data, "parameters", "parameters")
     check_keys(params, frozenset(("forecast",)), "parameters.")
     detail = check_detail(params.get("forecast"))
     inputs = data.get("inputs")
@@ -61,11 +57,7 @@ def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRe
         count = elements(shape, f"inputs[{i}].shape")
         if name == "stream_ids" and (t.get("datatype") != "BYTES" or len(shape) != 1):
             raise InvalidInput(f"inputs[{i}]: stream_ids is BYTES of shape [n]")
-        tensor_params = t.get("parameters")
-        if tensor_params is None:
-            tensor_params = {}
-        elif type(tensor_params) is not dict:
-            raise InvalidInput(f"inputs[{i}].parameters: must be an object")
+        tensor_params = optional_object(t, "parameters", f"inputs[{i}].parameters")
         check_keys(tensor_params, frozenset(("binary_data_size",)), f"inputs[{i}].parameters.")
         size = tensor_params.get("binary_data_size")
         if size is None:

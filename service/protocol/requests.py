@@ -98,6 +98,17 @@ def check_keys(data: dict[str, Any], allowed: frozenset[str], where: str = "") -
             raise InvalidInput(f"{where}{key:.{ECHO_CHARS}}: unknown field (allowed: {names})")
 
 
+def optional_object(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """An optional object field: absent or null is {}; any other non-object is refused
+    (so [], 0 or "" are not taken for "none")."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise InvalidInput(f"{where}: must be an object")
+    return value
+
+
 def check_stream_id(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"{where}: must be a non-empty string, got {_type_name(value)}")

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from service.errors import InvalidInput
 from service.protocol.answers import Body, dumps
-from service.protocol.requests import check_keys, load_json
+from service.protocol.requests import check_keys, load_json, optional_object
 from service.protocol.v2 import (
     INPUT,
     MAX_NAME,
@@ -114,11 +114,7 @@ def _request_head(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     ident = data.get("id", "")
     if type(ident) is not str or len(ident) > MAX_NAME:
         bounded(ident, "id")
-    params = data.get("parameters")
-    if params is None:
-        params = {}
-    elif type(params) is not dict:  # [], 0 or "" too: not taken for "no parameters"
-        raise InvalidInput("parameters: must be an object")
+    params = optional_object(data, "parameters", "parameters")
     return ident, params
 
 
@@ -258,11 +254,7 @@ def _outputs(raw: object) -> list[tuple[str, bool | None]] | None:
             raise InvalidInput(f"outputs[{i}]: must be an object")
         check_fields(o, OUTPUT_KEYS, f"outputs[{i}].")
         name = bounded(o.get("name"), f"outputs[{i}].name", MAX_NAME)
-        params = o.get("parameters")
-        if params is None:
-            params = {}
-        elif type(params) is not dict:
-            raise InvalidInput(f"outputs[{i}].parameters: must be an object")
+        params = optional_object(o, "parameters", f"outputs[{i}].parameters")
         check_fields(params, frozenset(("binary_data",)), f"outputs[{i}].parameters.")
         flag = params.get("binary_data")
         if flag is not None and not isinstance(flag, bool):
