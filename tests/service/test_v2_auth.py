@@ -59,7 +59,10 @@ def test_v2_needs_a_key_its_scope_and_its_tenant(
         assert "[invalid_key]" in _refused(lambda: step("nope", "acme:a"))
         assert "[forbidden_scope]" in _refused(lambda: step("reader", "acme:a"))
         # Another tenant's stream is refused before anything is stored.
-        assert "[forbidden_stream]" in _refused(lambda: step("acme", f"globex:{mode}"))
+        # In the request's own terms (not /v1's stream_id / "reset": true).
+        assert "[forbidden_stream] parameters.sequence_id: " in _refused(
+            lambda: step("acme", f"globex:{mode}")
+        )
         assert v1.get(f"/v1/models/{SENSOR}/streams/globex:{mode}",
                       headers=_auth("admin")).status_code == 404  # fmt: skip
         # Its own stream goes through, and is the stream /v1 reads.
@@ -68,8 +71,9 @@ def test_v2_needs_a_key_its_scope_and_its_tenant(
         stream = f"/v1/models/{SENSOR}/streams/acme:{mode}"
         assert v1.get(stream, headers=_auth("acme")).json()["count"] == 2
         # sequence_start resets and sequence_end forgets: admin, as reset and DELETE on /v1.
-        assert "admin scope" in _refused(lambda: step("acme", f"acme:{mode}", 0,
-                                                      sequence_start=True))  # fmt: skip
+        assert "parameters.sequence_start: true needs a key with the admin scope" in _refused(
+            lambda: step("acme", f"acme:{mode}", 0, sequence_start=True)
+        )
         assert "admin scope" in _refused(lambda: step("acme", f"acme:{mode}", 1,
                                                       sequence_end=True))  # fmt: skip
         assert v1.get(stream, headers=_auth("acme")).json()["count"] == 2  # nothing changed
