@@ -78,6 +78,7 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "lr1e-2": {"learning_rate": 1e-2},
     "patience100": {"patience": 100, "epochs": 1000},
     "drop3": {"dropout": 0.3, "weight_decay": 1e-3},
+    "seg8c24-patience100": {"segments": 8, "chunk": 24, "patience": 100, "epochs": 1000},
 }
 
 
