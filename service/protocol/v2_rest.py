@@ -244,7 +244,9 @@ def _flat(data: object, count: int, where: str) -> list[Any]:
 
 
 def _outputs(raw: object) -> list[tuple[str, bool | None]] | None:
-    if raw is None:
+    """The outputs asked for; None = every output (absent, or an empty list, which is
+    what gRPC's repeated field cannot tell apart from absent)."""
+    if raw is None or raw == []:
         return None
     if type(raw) is not list:
         raise InvalidInput("outputs: must be a list")

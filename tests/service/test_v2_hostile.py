@@ -525,3 +525,29 @@ def test_refusals_of_the_stream_path_are_worded_in_v2_terms(
     r = client.post(INFER, json=far)
     assert r.status_code == 200, r.text
     assert state(client)["count"] == 1
+
+
+def test_an_empty_outputs_list_asks_for_every_output_over_rest_and_grpc(
+    models_dir: Path, serve: Callable[..., LiveServer]
+) -> None:
+    """gRPC's repeated field cannot tell [] from absent, so REST reads [] as absent too:
+    the same request gets the same outputs whichever transport carries it."""
+    server = serve(grpc_port=0)
+    seconds, values = held_out(models_dir, SENSOR, 1)
+    body = {**good(seconds, values, sid=0), "outputs": []}  # stateless: no stream touched
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{server.app.state.grpc_port}") as channel,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
+        r = c.post(f"/v2/models/{SENSOR}/infer", json=body)
+        assert r.status_code == 200, r.text
+        rest_names = [o["name"] for o in r.json()["outputs"]]
+        call = channel.unary_unary(
+            GRPC_INFER,
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        req = grpc_request(seconds, values)
+        del req.parameters["sequence_id"]
+        grpc_names = [o.name for o in call(req, timeout=30).outputs]
+    assert rest_names == grpc_names == ["FORECAST", "FORECAST_TS", "QUANTILES"]
