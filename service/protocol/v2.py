@@ -178,8 +178,7 @@ class V2Model:
         self.output_meta = {name: (datatype, shape) for name, datatype, shape in self.outputs}
         self._metadata = _metadata_body(name, version, self.inputs, self.outputs)
         self._ts_raw: dict[str, bytes] = {}
-        # The REST codec's checked JSON headers, by all but their id and parameters
-        # (protocol/v2_rest.py).
+        # The REST codec's checked JSON headers, by their bytes (protocol/v2_rest.py).
         self.rest_plans: dict[bytes, Any] = {}
 
     def metadata(self) -> Body:

@@ -20,9 +20,9 @@ from service.protocol.v2 import (
     MAX_NAME,
     TS,
     InferRequest,
+    SequenceParams,
     V2Model,
     bounded,
-    parse_sequence,
 )
 from service.protocol.v2_tensors import MAX_DIMS, Output, Tensor, decode_raw, elements
 
@@ -69,10 +69,12 @@ def header_length(value: bytes | None, body_length: int) -> int | None:
 
 
 class _Plan(NamedTuple):
-    """What a JSON header whose inputs are all binary says apart from its id and
-    parameters, checked once: the inputs' layout and the outputs asked for."""
+    """What a JSON header whose inputs are all binary says, checked once: the request
+    but its observations, which come from the binary data of each request."""
 
-    outputs: list[tuple[str, bool | None]] | None  # as _outputs gives them
+    ident: str
+    sequence: SequenceParams
+    outputs: tuple[tuple[str, bool], ...]
     # INPUT's binary data: offset after the header, size, count, and its name in errors
     x: tuple[int, int, int, str]
     ts: tuple[int, int, int, str]  # TS's
@@ -82,35 +84,27 @@ class _Plan(NamedTuple):
 
 
 def decode(body: bytes, json_length: int | None, model: V2Model) -> InferRequest:
-    """The request of a body. A client streaming series in binary mode sends the same
-    JSON header every time but for its id and parameters (the sequence; the values are
-    in the binary data), so the rest of a header seen before is not checked again: its
-    plan is looked up by that rest, whatever the stream, so it holds for a whole fleet."""
-    if json_length is None or json_length > MAX_PLANNED_HEADER:
-        return _decode(body, json_length, model, load_json(body[:json_length]))[0]
-    data = load_json(body[:json_length])
-    key = plan_key(data)
-    plan = model.rest_plans.get(key)
-    if plan is not None and len(body) == json_length + plan.binary_size:
-        return _planned(plan, data, memoryview(body)[json_length:], model)
-    request, plan = _decode(body, json_length, model, data)
+    """The request of a body. A client streaming one series in binary mode sends the
+    same JSON header every time (the values are in the binary data), so a header seen
+    before is not parsed and checked again: its plan is looked up by its bytes. (Keyed
+    without the sequence parameters, one plan would serve a whole fleet, but every
+    request would parse its header again: measured in docs/benchmarks.md, not kept.)"""
+    if json_length is not None and json_length <= MAX_PLANNED_HEADER:
+        head = body[:json_length]
+        plan = model.rest_plans.get(head)
+        if plan is not None and len(body) == json_length + plan.binary_size:
+            return _planned(plan, memoryview(body)[json_length:], model)
+    request, plan = _decode(body, json_length, model, load_json(body[:json_length]))
     if plan is not None:
         plans = model.rest_plans
         if len(plans) >= MAX_PLANS:
             plans.clear()
-        plans[key] = plan
+        plans[body[:json_length]] = plan
     return request
 
 
-def plan_key(data: dict[str, Any]) -> bytes:
-    """What a plan depends on: the header without ``id`` and ``parameters`` (the JSON a
-    header parsed from, so at most MAX_PLANNED_HEADER bytes of it)."""
-    return dumps({k: v for k, v in data.items() if k != "id" and k != "parameters"})
-
-
 def _request_head(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The id and the parameters of a request, checked: what each request of one planned
-    header has of its own."""
+    """The id and the parameters of a request, checked."""
     ident = data.get("id", "")
     if type(ident) is not str or len(ident) > MAX_NAME:
         bounded(ident, "id")
@@ -118,18 +112,15 @@ def _request_head(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return ident, params
 
 
-def _planned(plan: _Plan, data: dict[str, Any], binary: memoryview, model: V2Model) -> InferRequest:
-    """A planned request from its id and parameters and its binary data (``binary``:
-    what follows the header), checked in the order a first parse checks them."""
-    ident, params = _request_head(data)
+def _planned(plan: _Plan, data: memoryview, model: V2Model) -> InferRequest:
+    """A planned request from its binary data (``data``: what follows the header)."""
     at, size, count, where = plan.x
-    values = decode_raw("FP32", binary[at : at + size], count, where)
+    values = decode_raw("FP32", data[at : at + size], count, where)
     at, size, count, where = plan.ts
-    stamps = decode_raw(plan.ts_type, binary[at : at + size], count, where)
-    sequence, binary_default = parse_sequence(params)
+    stamps = decode_raw(plan.ts_type, data[at : at + size], count, where)
+    sequence = plan.sequence
     obs = model.rows(values, stamps, plan.ts_type, plan.steps, sequence.seq)
-    outputs = model.choose_outputs(plan.outputs, binary_default)
-    return InferRequest(ident, sequence, obs, outputs)
+    return InferRequest(plan.ident, sequence, obs, plan.outputs)
 
 
 def _decode(
@@ -158,8 +149,7 @@ def _decode(
         offset += size
     if offset != len(body):
         raise InvalidInput(f"body: {len(body) - offset} bytes after the tensors' binary data")
-    outputs = _outputs(data.get("outputs"))
-    request = model.request(ident, params, tensors, outputs)
+    request = model.request(ident, params, tensors, _outputs(data.get("outputs")))
     plan = None
     if (
         json_length is not None
@@ -167,8 +157,8 @@ def _decode(
         and all("parameters" in raw and "data" not in raw for raw in raw_inputs)
     ):  # all binary; request() checked that they are INPUT and TS, once each
         x, ts = model.check_tensors(tensors)
-        plan = _Plan(outputs, layout[INPUT], layout[TS], ts.datatype, x.shape[1],
-                     offset - json_length)  # fmt: skip
+        plan = _Plan(request.id, request.sequence, request.outputs, layout[INPUT], layout[TS],
+                     ts.datatype, x.shape[1], offset - json_length)  # fmt: skip
     return request, plan
 
 

@@ -238,8 +238,8 @@ def test_a_header_seen_before_is_checked_against_each_body(
 def test_one_header_shape_serves_many_streams_each_with_its_own_parameters(
     models_dir: Path, client: httpx.Client
 ) -> None:
-    """The checked part of a header is shared by every stream whose client sends the
-    same inputs and outputs; its id, sequence and output default stay each request's."""
+    """Requests of many streams with one header shape each keep their own id, sequence
+    and output default: no request's checked header answers for another's."""
     seconds, values = held_out(models_dir, SENSOR, 3)
     n = values.shape[1]
 
