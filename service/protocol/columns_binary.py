@@ -83,7 +83,9 @@ def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRe
             raise InvalidInput(f"inputs[{i}].datatype: {name} is {datatype}")
         if size != count * np.dtype(dtype).itemsize:
             raise InvalidInput(f"inputs[{i}]: {size} bytes, the shape needs {count} elements")
-        tensors[name] = (np.frombuffer(raw, dtype=dtype).reshape(shape), shape)
+        # Flat until its shape is checked below: a shape of no elements can still have
+        # dimensions numpy cannot make (e.g. [0, 2^62]).
+        tensors[name] = (np.frombuffer(raw, dtype=dtype), shape)
     if offset != len(body):
         raise InvalidInput(f"body: {len(body) - offset} bytes after the tensors' binary data")
     for name in ("stream_ids", "ts", "values"):
@@ -97,6 +99,7 @@ def decode_columns(body: bytes, header_length: int, spec: WireSpec) -> ColumnsRe
     values, v_shape = tensors["values"]
     if v_shape != [n, spec.n_inputs]:
         raise InvalidInput(f"values: shape {v_shape}, want [{n}, {spec.n_inputs}]")
+    values = values.reshape(n, spec.n_inputs)
     seqs = None
     if "seqs" in tensors:
         seqs, s_shape = tensors["seqs"]

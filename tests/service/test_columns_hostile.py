@@ -178,6 +178,21 @@ def test_bad_binary_columnar_requests_fail_whole_and_change_nothing(
             None,
             "inputs[2]: 0 bytes, the shape needs 18446744073709551616 elements",
         ),
+        # Regression: a shape of no elements with dimensions numpy cannot make was a 500.
+        (
+            "empty but huge shape",
+            swap(1, tensor("ts", "FP64", [0, 2**62], 0)),
+            ids + x,
+            None,
+            "ts: shape [0, 4611686018427387904], want [1] or [1]",
+        ),
+        (
+            "empty but huge values",
+            swap(2, tensor("values", "FP32", [0, 2**40, 2**40], 0)),
+            ids + ts,
+            None,
+            "values: shape [0, 1099511627776, 1099511627776], want [1, ",
+        ),
         # Regression: tensor parameters that are not an object were a 500.
         (
             "parameters list",
