@@ -126,11 +126,17 @@ def parse_sequence(params: dict[str, Any]) -> tuple[SequenceParams, bool]:
     return SequenceParams(stream_id, start, end, seq), _flag(params, "binary_data_output")
 
 
-# /v1 field paths at the start of an error message, and what a v2 request calls them.
+# /v1 fields that head an error message, and what a v2 request calls them.
 _V1_HEADS = (
-    ("observations", "step"),
     ("stream_id: ", "parameters.sequence_id: "),
     ('reset: "reset": true', "parameters.sequence_start: true"),
+)
+# /v1 words anywhere in a message (no stream id can hold "[", " " or a quote).
+_V1_WORDS = (
+    ("observations[", "step["),
+    ("observations: ", "step: "),
+    ('"reset": true', "parameters.sequence_start: true"),
+    ("which a reset would not skip", "which sequence_start would not skip"),
 )
 
 
@@ -144,7 +150,8 @@ def v2_wording(exc: ServiceError) -> ServiceError:
         if message.startswith(head):
             message = ours + message[len(head) :]
             break
-    message = message.replace('"reset": true', "sequence_start: true")
+    for words, ours in _V1_WORDS:
+        message = message.replace(words, ours)
     return exc if message == exc.message else exc.located(message, exc.stream_id)
 
 

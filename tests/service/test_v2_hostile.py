@@ -521,6 +521,13 @@ def test_refusals_of_the_stream_path_are_worded_in_v2_terms(
     end = good(seconds[:1], values[:1], sequence_end=True)
     assert_v2_error(client.post(INFER, json=end), "step[0]: ", "end", ("[out_of_order] ",))
     assert state(client) == before
+    # A gap between two steps of one request: both named as steps, mid-message too.
+    inside = good(np.array([seconds[1] + 1800, seconds[1] + 1800 * 101]), values[:2])
+    r = client.post(INFER, json=inside)
+    assert_v2_error(r, "between step[0] and this one", "gap inside", ("[gap_too_large] ",))
+    assert r.json()["error"].startswith("[gap_too_large] step[1].ts: ")
+    assert "observations" not in r.json()["error"] and "a reset" not in r.json()["error"]
+    assert state(client) == before
     far["parameters"]["sequence_start"] = True  # what the message says to do
     r = client.post(INFER, json=far)
     assert r.status_code == 200, r.text
