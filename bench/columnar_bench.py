@@ -32,7 +32,7 @@ from bench import floor
 from bench.columnar_loads import STREAMS, columns_request
 from bench.payloads import Model, find_models
 from bench.request_cost import _measure, _post
-from bench.servers import pin_self_to_client_core, start_service
+from bench.servers import cpus, pin_self_to_client_core, start_service
 from service.client import columns_binary_body
 
 RESULTS = Path(__file__).parent / "results"
@@ -275,11 +275,35 @@ def compare_cores(
     """The service on one core against the service on every core (ORT's thread free to
     run beside the loop; the client still on core 1), in interleaved rounds, each setup
     with a fresh server per round; the ORT ceiling on core 0 between them."""
-    setups = {"one_core": None, "all_cores": set(range(os.cpu_count() or 1))}
+    server_core, client_core = cpus()
+    setups = {"one_core": server_core, "all_cores": server_core | client_core}
     cases = [("json", "full"), ("json", "none"), ("binary", "full"), ("binary", "none")]
     figures: dict[str, list[float]] = {f"{name}_{f}_{d}": [] for name in setups for f, d in cases}
     figures["ort_ceiling_b1024"] = []
     sess, inputs = floor.session(model), floor.feed(model, 1024)
+    mine = os.sched_getaffinity(0)  # restored at the end: a caller (a test) stays unpinned
+    try:
+        _compare_rounds(models_dir, model, rounds, secs, conns, setups, cases, figures,
+                        sess, inputs)  # fmt: skip
+    finally:
+        os.sched_setaffinity(0, mine)
+    out: dict[str, Any] = {k: _stat(v) for k, v in figures.items()}
+    for form, detail in cases:
+        one, every = figures[f"one_core_{form}_{detail}"], figures[f"all_cores_{form}_{detail}"]
+        gain = [a / b if b else 0.0 for a, b in zip(every, one, strict=True)]
+        out[f"{form}_{detail}_all_vs_one"] = _stat(gain, 3)
+        for name in setups:
+            ratios = [a / c for a, c in zip(figures[f"{name}_{form}_{detail}"],
+                                            figures["ort_ceiling_b1024"], strict=True)]  # fmt: skip
+            out[f"{name}_{form}_{detail}_vs_ceiling"] = _stat(ratios, 3)
+    return out
+
+
+def _compare_rounds(
+    models_dir: Path, model: Model, rounds: int, secs: float, conns: int,
+    setups: dict[str, set[int]], cases: list[tuple[str, str]],
+    figures: dict[str, list[float]], sess: Any, inputs: Any,
+) -> None:  # fmt: skip
     for r in range(rounds):
         order = list(setups) if r % 2 == 0 else list(reversed(setups))
         for name in order:
@@ -295,21 +319,11 @@ def compare_cores(
                     figures[f"{name}_{form}_{detail}"].append(result["per_s"])
             finally:
                 server.stop()
-        os.sched_setaffinity(0, {0})
+        os.sched_setaffinity(0, setups["one_core"])
         figures["ort_ceiling_b1024"].append(1024 / floor.time_call(sess, inputs, 0.5))
         pin_self_to_client_core()
         print(f"round {r}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.items()),
               flush=True)  # fmt: skip
-    out: dict[str, Any] = {k: _stat(v) for k, v in figures.items()}
-    for form, detail in cases:
-        one, every = figures[f"one_core_{form}_{detail}"], figures[f"all_cores_{form}_{detail}"]
-        gain = [a / b for a, b in zip(every, one, strict=True)]
-        out[f"{form}_{detail}_all_vs_one"] = _stat(gain, 3)
-        for name in setups:
-            ratios = [a / c for a, c in zip(figures[f"{name}_{form}_{detail}"],
-                                            figures["ort_ceiling_b1024"], strict=True)]  # fmt: skip
-            out[f"{name}_{form}_{detail}_vs_ceiling"] = _stat(ratios, 3)
-    return out
 
 
 if __name__ == "__main__":

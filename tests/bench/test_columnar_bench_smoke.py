@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,9 @@ def test_server_loads(tiny: tuple[Path, Model], tmp_path: Path) -> None:
 
 def test_compare_cores_reports_both_setups_and_their_ratios(tiny: tuple[Path, Model]) -> None:
     models_dir, model = tiny
+    before = os.sched_getaffinity(0)
     out = compare_cores(models_dir, model, rounds=1, secs=0.2, conns=1)
+    assert os.sched_getaffinity(0) == before  # the test process is not left pinned
     json.dumps(out)
     for form, detail in (("json", "full"), ("json", "none"), ("binary", "full")):
         for setup in ("one_core", "all_cores"):
