@@ -166,7 +166,7 @@ async def run(
     model = next(m for m in find_models(models_dir) if not m.business_days)
     near = Redis(log_dir / "redis-near", core=0)
     far = Redis(log_dir / "redis-far", core=1)
-    urls = {"redis": near.url, FAR: far.url}
+    backends = {"memory": ("memory", None), "redis": ("redis", near.url), FAR: ("redis", far.url)}
     results: dict[str, dict[str, list[float]]] = {"memory": {}, "redis": {}, FAR: {}}
     floor: list[float] = []
     try:
@@ -176,9 +176,10 @@ async def run(
                 print(f"round {r} floor (bare ASGI) 1 conn p50 ms: {floor[-1]:,.3f}", flush=True)
             order = list(results) if r % 2 == 0 else list(reversed(results))
             for setup in order:
-                settings: dict[str, str | int] = {"state_backend": setup.split(",")[0]}
-                if setup in urls:
-                    settings["redis_url"] = urls[setup]
+                backend, url = backends[setup]
+                settings: dict[str, str | int] = {"state_backend": backend}
+                if url is not None:
+                    settings["redis_url"] = url
                 with start_service(models_dir, log_dir, **settings) as server:
                     for name, scenario in FIGURES:
                         tag = f"{setup.replace(', ', '-').replace(' ', '')}-r{r}"

@@ -27,7 +27,7 @@ from training.data import FillPolicy, Series, from_frame
 from training.features import Split
 from training.pipeline import evaluation
 from training.resolve import resolve
-from training.suite import SUITE_TRAIN_SECONDS, _epf_load, _packaged_csv
+from training.suite import SUITE_TRAIN_SECONDS, _epf_load
 from training.train import train
 
 WEEKS = 5
@@ -47,13 +47,6 @@ def _vic(offset_weeks: int) -> pd.DataFrame:
     frame = raw[[time_column, "Demand"]].rename(columns={time_column: "ts"})
     end = len(frame) - offset_weeks * 336
     return frame.iloc[end - WEEKS * 336 : end]
-
-
-def _ped(sensor: str, offset_weeks: int) -> pd.DataFrame:
-    frame = _packaged_csv("tsdata.fpp3", "pedestrian.csv")
-    frame = frame[frame["Sensor"] == sensor][["Date_Time", "Count"]]
-    end = len(frame) - offset_weeks * 168
-    return frame.iloc[end - WEEKS * 168 : end]
 
 
 # name -> (reader, time column, fill)

@@ -34,8 +34,8 @@ Send = Callable[[Any], Awaitable[None]]
 Scenario = tuple[Build, Send]
 ROUNDS = 2000
 BLOCKS = 20
-# Streams of the fleet scenario: more than the header plans a model keeps by bytes
-# before 2026-12-01 16:00 (4,096), so a per-stream plan could not hold them all.
+# Streams of the fleet scenario: more than the 4,096 bytes-keyed header plans a model
+# keeps (protocol/v2_rest.py), so the plans cannot hold them all.
 FLEET = 5000
 FLEET_SCENARIO = f"v2 HTTP binary, {FLEET:,} streams"
 

@@ -26,7 +26,7 @@ from service.errors import PayloadTooLarge, ServiceError
 from service.protocol import columns
 from service.protocol.access import Principal, stream_error
 from service.protocol.answers import Body
-from service.protocol.columns import ColumnsRequest
+from service.protocol.columns import ColumnsRequest, columns_wording
 from service.protocol.columns_answer import ColumnsResult
 from service.protocol.entries import Entry
 from service.protocol.requests import Obs
@@ -195,27 +195,6 @@ def _fill(
             out.errors[k] = result.located(columns_wording(result.message, k, sid), sid)
         else:
             _fill_one(out, k, result)
-
-
-# The row form's fields of a row's one observation, and the columns that hold them here.
-ROW_FIELDS = (("observations[0].values", "values"), ("observations[0].ts", "ts"),
-              ("observations[0].seq", "seqs"))  # fmt: skip
-
-
-def columns_wording(message: str, k: int, sid: str) -> str:
-    """A row's error from the general (row-form) path in the columnar request's own
-    terms, as the columns' own checks word theirs: ``observations[0].ts: ...`` of row k
-    becomes ``ts[k] (stream 'id'): ...``; any other message is located by its row."""
-    for field, column in ROW_FIELDS:
-        if message.startswith(field):
-            sub, sep, text = message[len(field) :].partition(": ")
-            if sep and (not sub or sub.startswith("[")):  # e.g. "[1]": an input's index
-                return f"{column}[{k}]{sub} (stream {sid!r}): {text}"
-    for head in ("observations[0]: ", "observations: "):
-        if message.startswith(head):
-            message = message[len(head) :]
-            break
-    return f"stream_ids[{k}] ({sid!r}): {message}"
 
 
 def _fill_one(out: ColumnsResult, k: int, body: Body) -> None:

@@ -289,3 +289,24 @@ def _row(i: int, row: object, ids: list[str], spec: WireSpec) -> list[float]:
         if not out[j] > low and out[j] == out[j]:
             raise InvalidInput(f"{where}[{j}]{who}: must be > {low:g} ({why}), got {row[j]!r:.40}")
     return out
+
+
+# The row form's fields of a row's one observation, and the columns that hold them here.
+ROW_FIELDS = (("observations[0].values", "values"), ("observations[0].ts", "ts"),
+              ("observations[0].seq", "seqs"))  # fmt: skip
+
+
+def columns_wording(message: str, k: int, sid: str) -> str:
+    """A row's error from the general (row-form) path in the columnar request's own
+    terms, as the columns' own checks word theirs: ``observations[0].ts: ...`` of row k
+    becomes ``ts[k] (stream 'id'): ...``; any other message is located by its row."""
+    for row_field, column in ROW_FIELDS:
+        if message.startswith(row_field):
+            sub, sep, text = message[len(row_field) :].partition(": ")
+            if sep and (not sub or sub.startswith("[")):  # e.g. "[1]": an input's index
+                return f"{column}[{k}]{sub} (stream {sid!r}): {text}"
+    for head in ("observations[0]: ", "observations: "):
+        if message.startswith(head):
+            message = message[len(head) :]
+            break
+    return f"stream_ids[{k}] ({sid!r}): {message}"

@@ -235,7 +235,7 @@ def test_a_header_seen_before_is_checked_against_each_body(
     assert client.get(f"/v1/models/{SENSOR}/streams/planned").json()["count"] == 2
 
 
-def test_one_header_shape_serves_many_streams_each_with_its_own_parameters(
+def test_requests_of_one_header_shape_each_keep_their_own_parameters(
     models_dir: Path, client: httpx.Client
 ) -> None:
     """Requests of many streams with one header shape each keep their own id, sequence
