@@ -92,7 +92,12 @@ def train_global(config: TrainConfig, panel: Panel, progress: bool = True) -> Gl
     seed_everything(config)
     members = [limit_rows(s, config.max_rows) for s in panel.series]
     # Every length check on the shortest series: whatever fits it fits them all.
-    config, notes = resolve(config, min(members, key=lambda s: len(s.frame)))
+    shortest = min(members, key=lambda s: len(s.frame))
+    rows = sum(
+        Split.of(len(s.frame), config.validation_fraction, config.test_fraction).val
+        for s in members
+    )
+    config, notes = resolve(config, shortest, training_rows=rows)
     assert config.horizon is not None
     if config.mode != "level":
         raise DataError(

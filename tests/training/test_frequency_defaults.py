@@ -121,3 +121,20 @@ def test_the_served_default_is_the_light_graph_and_user_files_get_the_derived_re
 
     args = _parser().parse_args(["all", "--dataset", "plant.csv"])
     assert args.config is None  # main() then picks "sensor"; without --dataset, elec-demand
+
+
+def test_a_series_too_short_for_the_batches_trains_by_the_short_recipe():
+    """12 weeks of half-hours give the sensor recipe's 32 x 96 batches one update an
+    epoch: the short recipe takes over and says so; a long series and a price series keep
+    their recipe; a global model counts every series' rows."""
+    sensor = preset("sensor")
+    short, notes = resolve(sensor, _series("30min", 48 * 7 * 12))
+    assert (short.segments, short.chunk, short.patience) == (8, 24, 100)
+    assert any(n.startswith("short series: 3225 training rows are 1.0 gradient") for n in notes)
+    long, notes = resolve(sensor, _series("30min", 48 * 7 * 60))
+    assert (long.segments, long.chunk, long.patience) == (32, 96, 30)
+    assert not any(n.startswith("short series") for n in notes)
+    prices, _ = resolve(preset("sp500"), _series("B", 1200))
+    assert (prices.segments, prices.chunk) == (16, 64)
+    fleet, _ = resolve(sensor, _series("30min", 48 * 7 * 12), training_rows=20 * 3225)
+    assert (fleet.segments, fleet.chunk) == (32, 96)
