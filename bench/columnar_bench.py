@@ -129,6 +129,13 @@ async def in_process(models_dir: Path, model: Model, requests: int = 20) -> dict
         out["profile_ort_us"] = ort_s * per
         out["profile_lane_us"] = lane * per - out["profile_ort_us"]
         out["profile_answer_us"] = answer * per
+        # What printing the forecast alone costs, in the answer's [N, H, Q] and flat: the
+        # floor under the JSON answer whatever else is made cheaper (docs/benchmarks.md).
+        for name, array in (("nested", result.forecast), ("flat", result.forecast.ravel())):
+            c0 = time.process_time()
+            for _ in range(requests):
+                dumps(array)
+            out[f"forecast_print_{name}_us"] = (time.process_time() - c0) * per
     return {k: round(v, 3) for k, v in out.items()}
 
 
