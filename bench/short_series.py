@@ -7,7 +7,8 @@ Each window is read like the suite's fr-load-5w (one value column, the sensor re
 everything derived from the data, 150 s of training), and every method is scored on the
 same daily origins of its test split by the project's own evaluation
 (training.pipeline.evaluation). A candidate is a set of config overrides applied to the
-resolved default; it is a research tool, not part of the default pipeline.
+sensor preset before it is resolved; it is a research tool, not part of the default
+pipeline.
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ WINDOWS: dict[str, tuple[Callable[[], pd.DataFrame], str, str]] = {
     "vic40": (lambda: _vic(40), "ts", "none"),
 }
 
+# A candidate that sets segments, chunk or patience keeps them (short_recipe False): the
+# default rule would otherwise replace them on every short window. "old" is the
+# recipe before that rule.
 CANDIDATES: dict[str, dict[str, object]] = {
     "default": {},
+    "old": {"short_recipe": False},
     "small": {"hidden": 16, "layers": 1, "weight_decay": 1e-3},
     "small-chunk": {"hidden": 16, "layers": 1, "weight_decay": 1e-3, "chunk": 24},
     "memory": {"memory": "seasonal"},
@@ -138,8 +143,11 @@ def screen(name: str) -> dict[str, float]:
 
 def run_candidate(window: str, candidate: str, seconds: float) -> dict[str, object]:
     series = window_series(window)
+    overrides = dict(CANDIDATES[candidate])
+    if {"segments", "chunk", "patience"} & overrides.keys():
+        overrides["short_recipe"] = False
     config = preset("sensor").replace(
-        name=window, dataset=window, max_train_seconds=seconds, **CANDIDATES[candidate]
+        name=window, dataset=window, max_train_seconds=seconds, **overrides
     )
     started = time.monotonic()
     trained = train(config, series=series, progress=False)

@@ -74,6 +74,8 @@ def _config(args: argparse.Namespace, series: Series | None = None) -> TrainConf
     for flag in ("epochs", "origin_every", "memory", "max_train_seconds"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)
+    if getattr(args, "no_short_recipe", False):
+        changes["short_recipe"] = False
     if args.fill != "none":
         changes["fill"] = str(FillPolicy.parse(args.fill, args.long_gaps))
     if args.time_features is not None:
@@ -195,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
     knobs.add_argument("--horizon", help="steps ahead, or a period: 48, 1d, 1w")
     knobs.add_argument("--seasons", help="seasonal periods: 1d,1w or 48,336; '' = none")
     knobs.add_argument("--memory", choices=["seasonal", "none"], help="seasonal memory")
+    knobs.add_argument(
+        "--no-short-recipe",
+        action="store_true",
+        help="keep the preset's segments, chunk and patience on a short series",
+    )
     knobs.add_argument("--time-features", help="time_of_day,day_of_week,day_of_year; '' = none")
     knobs.add_argument("--baselines", help="comma-separated, e.g. seasonal_naive,mstl,autoets")
     knobs.add_argument("--origin-every", type=int, help="rolling origins every n steps")

@@ -51,6 +51,10 @@ class TrainConfig:
     chunk: int = 96  # steps per backward pass; state is detached, not reset, between
     epochs: int = 40
     patience: int = 6  # early stopping on validation loss
+    # True: a level series too short for segments x chunk trains by the short-series
+    # recipe instead (training/resolve.py); False: these settings stand. A resolved
+    # config has it False, so resolving it again changes nothing.
+    short_recipe: bool = True
     learning_rate: float = 3e-3
     weight_decay: float = 1e-5
     grad_clip: float = 1.0

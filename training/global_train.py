@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from training.config import TrainConfig
-from training.data import DataError
+from training.data import DataError, Series
 from training.features import FeatureLayout, Split, design_matrix, layout_for
 from training.model import Forecaster
 from training.panel import Panel
@@ -86,6 +86,18 @@ def stream_statistics(model: Forecaster, x: np.ndarray) -> tuple[np.ndarray, np.
     return state, run_std[:, spec.target_index]
 
 
+def _training_rows(config: TrainConfig, members: list[Series]) -> int | None:
+    """Every series' training part together; None when one is too short to split (then
+    resolve() refuses the shortest, by name)."""
+    try:
+        return sum(
+            Split.of(len(s.frame), config.validation_fraction, config.test_fraction).val
+            for s in members
+        )
+    except ValueError:
+        return None
+
+
 def train_global(config: TrainConfig, panel: Panel, progress: bool = True) -> GlobalTrained:
     """Train one model across every series of the panel."""
     started = time.monotonic()
@@ -93,11 +105,7 @@ def train_global(config: TrainConfig, panel: Panel, progress: bool = True) -> Gl
     members = [limit_rows(s, config.max_rows) for s in panel.series]
     # Every length check on the shortest series: whatever fits it fits them all.
     shortest = min(members, key=lambda s: len(s.frame))
-    rows = sum(
-        Split.of(len(s.frame), config.validation_fraction, config.test_fraction).val
-        for s in members
-    )
-    config, notes = resolve(config, shortest, training_rows=rows)
+    config, notes = resolve(config, shortest, training_rows=_training_rows(config, members))
     assert config.horizon is not None
     if config.mode != "level":
         raise DataError(

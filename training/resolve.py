@@ -21,12 +21,13 @@ MAX_ORIGINS = 120  # derived origin spacing keeps the statsforecast refits in mi
 MIN_WINDOW = 500  # trailing window of the statsforecast baselines, at least
 MAX_WINDOW = 2700  # 8 seasons up to this (8 weeks of half-hours); else 3 seasons, so a
 #                    yearly MSTL on daily data refits in seconds, not a minute an origin
-# A level series whose training part gives fewer than MIN_UPDATES gradient updates an
-# epoch at the config's segments x chunk trains by SHORT_RECIPE instead: at the sensor
-# recipe's 32 x 96, 12 weeks of half-hours gave 1 update an epoch, early stopping ended
-# every run at its first epoch and the model stayed the weekly seasonal naive
-# (docs/training.md "Short series").
-MIN_UPDATES = 4
+# A level series whose training windows hold fewer than MIN_CHUNKS chunks at the
+# config's segments x chunk trains by SHORT_RECIPE instead: at the sensor recipe's
+# 32 x 96, 12 weeks of half-hours made windows of ~100 steps, one chunk and a 4-step
+# tail; no epoch after the first improved validation, early stopping ended every run at
+# epoch 31, and the model kept was the weekly seasonal naive it starts from (docs/
+# training.md "Short series: the training recipe").
+MIN_CHUNKS = 4
 SHORT_RECIPE = {"segments": 8, "chunk": 24, "patience": 100}
 STATSFORECAST = ("mstl", "autoets", "autoarima")
 LEVEL_BASELINES = ("seasonal_naive", "mstl", "autoets")
@@ -39,7 +40,7 @@ def resolve(
 ) -> tuple[TrainConfig, list[str]]:
     """The config with every derived field set, and notes on what was derived or dropped.
     training_rows: the rows every series together train on (a global model of many
-    series); None = the series' own training part."""
+    series, `series` its shortest); None = the series' own training part."""
     notes: list[str] = []
     n, frequency = len(series.frame), series.frequency
     try:
@@ -86,9 +87,10 @@ def resolve(
     time_features = config.time_features
     if time_features is None:
         time_features = freq.default_time_features(frequency, config.mode)
-    recipe = _short_recipe(config, training_rows or split.val, notes)
+    recipe = _short_recipe(config, training_rows or split.val, split.val, notes)
     resolved = config.replace(
         **recipe,
+        short_recipe=False,
         horizon=horizon,
         seasons=seasons,
         season=season,
@@ -119,21 +121,34 @@ def _memory(
     return "seasonal"
 
 
-def _short_recipe(config: TrainConfig, rows: int, notes: list[str]) -> dict[str, int]:
-    """SHORT_RECIPE's settings for a level series too short for the config's batches of
-    segments x chunk, else nothing. Shorter windows in fewer segments give a few-week
-    series a dozen updates an epoch, and the longer patience lets them move the model
-    off its starting forecast; measured on 12-week windows of French and Victorian load
-    (docs/training.md). Returns models keep their recipe (tuned on daily prices)."""
-    updates = rows / (config.segments * config.chunk)
-    if config.mode != "level" or updates >= MIN_UPDATES:
+def window_length(rows: int, shortest: int, segments: int) -> int:
+    """The training windows' length: about `segments` of them over all rows, none longer
+    than the shortest series' training part (train._pieces cuts them this way)."""
+    return max(1, min(rows // segments, shortest))
+
+
+def _short_recipe(
+    config: TrainConfig, rows: int, shortest: int, notes: list[str]
+) -> dict[str, int]:
+    """SHORT_RECIPE's settings for a level series whose windows are too short for the
+    config's chunks, when they give more chunks a window; else nothing. Shorter chunks
+    in fewer, longer windows give a few-week series several updates a window, and the
+    longer patience lets them move the model off its starting forecast; measured on
+    12-week windows of French and Victorian load (docs/training.md). Price models keep
+    their recipe (tuned on daily prices); so does a config with short_recipe False."""
+    if config.mode != "level" or not config.short_recipe:
+        return {}
+    length = window_length(rows, shortest, config.segments)
+    chunks = length / config.chunk
+    short = window_length(rows, shortest, SHORT_RECIPE["segments"])
+    if chunks >= MIN_CHUNKS or short / SHORT_RECIPE["chunk"] <= chunks:
         return {}
     recipe = dict(SHORT_RECIPE, patience=max(config.patience, SHORT_RECIPE["patience"]))
     notes.append(
-        f"short series: {rows} training rows are {updates:.1f} gradient updates an epoch "
-        f"at {config.segments} segments x {config.chunk} steps, fewer than {MIN_UPDATES}; "
-        f"trained with {recipe['segments']} segments x {recipe['chunk']} steps "
-        f"({rows / (recipe['segments'] * recipe['chunk']):.1f} updates an epoch) and "
+        f"short series: {config.segments} training windows of {length} steps hold "
+        f"{chunks:.1f} chunks of {config.chunk} (gradient updates a window), fewer than "
+        f"{MIN_CHUNKS}; trained with {recipe['segments']} windows of {short} steps in "
+        f"chunks of {recipe['chunk']} ({short / recipe['chunk']:.1f} a window) and "
         f"patience {recipe['patience']}"
     )
     return recipe

@@ -124,17 +124,26 @@ def test_the_served_default_is_the_light_graph_and_user_files_get_the_derived_re
 
 
 def test_a_series_too_short_for_the_batches_trains_by_the_short_recipe():
-    """12 weeks of half-hours give the sensor recipe's 32 x 96 batches one update an
-    epoch: the short recipe takes over and says so; a long series and a price series keep
-    their recipe; a global model counts every series' rows."""
+    """12 weeks of half-hours make the sensor recipe's 32 windows ~100 steps, one chunk
+    of 96: the short recipe takes over and says so, once (a resolved config keeps its
+    settings); a long series, a price series and a config that opts out keep theirs; a
+    global model's windows span every series' rows."""
     sensor = preset("sensor")
-    short, notes = resolve(sensor, _series("30min", 48 * 7 * 12))
+    twelve_weeks = _series("30min", 48 * 7 * 12)
+    short, notes = resolve(sensor, twelve_weeks)
     assert (short.segments, short.chunk, short.patience) == (8, 24, 100)
-    assert any(n.startswith("short series: 3225 training rows are 1.0 gradient") for n in notes)
+    assert any(
+        n.startswith("short series: 32 training windows of 100 steps hold 1.0") for n in notes
+    )
+    again, notes = resolve(short.replace(segments=32, chunk=96), twelve_weeks)
+    assert (again.segments, again.chunk) == (32, 96) and not any("short" in n for n in notes)
+    kept, _ = resolve(sensor.replace(short_recipe=False), twelve_weeks)
+    assert (kept.segments, kept.chunk, kept.patience) == (32, 96, 30)
     long, notes = resolve(sensor, _series("30min", 48 * 7 * 60))
     assert (long.segments, long.chunk, long.patience) == (32, 96, 30)
-    assert not any(n.startswith("short series") for n in notes)
     prices, _ = resolve(preset("sp500"), _series("B", 1200))
     assert (prices.segments, prices.chunk) == (16, 64)
-    fleet, _ = resolve(sensor, _series("30min", 48 * 7 * 12), training_rows=20 * 3225)
+    fleet, _ = resolve(sensor, twelve_weeks, training_rows=20 * 3225)
     assert (fleet.segments, fleet.chunk) == (32, 96)
+    tiny = sensor.replace(segments=4, chunk=32)  # 8 x 24 would give it fewer chunks
+    assert resolve(tiny, _series("h", 600))[0].segments == 4
