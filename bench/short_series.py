@@ -2,6 +2,7 @@
 
     python -m bench.short_series --screen            # simple seasonal rules vs MSTL (no training)
     python -m bench.short_series --candidates default,small --windows fr0,fr20,vic0
+    python -m bench.short_series --weeks 12 --candidates old,default --windows vic20,fr10
 
 Each window is read like the suite's fr-load-5w (one value column, the sensor recipe,
 everything derived from the data, 150 s of training), and every method is scored on the
@@ -184,14 +185,17 @@ def run_candidate(window: str, candidate: str, seconds: float) -> dict[str, obje
 
 
 def main() -> None:
+    global WEEKS  # the readers' window length, for every window of this run
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screen", action="store_true")
     parser.add_argument("--windows", default="fr0,fr20,vic0")
+    parser.add_argument("--weeks", type=int, default=WEEKS, help="each window's length")
     parser.add_argument("--candidates", default="default")
     parser.add_argument("--seconds", type=float, default=SUITE_TRAIN_SECONDS)
     parser.add_argument("--out", default="runs/short_series.jsonl")
     args = parser.parse_args()
     windows = args.windows.split(",")
+    WEEKS = args.weeks
     if args.screen:
         for w in windows:
             print(w, json.dumps({k: round(v, 1) for k, v in screen(w).items()}), flush=True)
