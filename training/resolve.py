@@ -123,7 +123,8 @@ def _memory(
 
 def window_length(rows: int, shortest: int, segments: int) -> int:
     """The training windows' length: about `segments` of them over all rows, none longer
-    than the shortest series' training part (train._pieces cuts them this way)."""
+    than the shortest series' training part. train._pieces cuts the windows by it, so
+    the short-series rule counts chunks on the windows training will use."""
     return max(1, min(rows // segments, shortest))
 
 

@@ -27,7 +27,7 @@ from training.config import TrainConfig
 from training.data import Series, load
 from training.features import FeatureLayout, Split, design_matrix, layout_for, targets
 from training.model import Forecaster, ForecasterSpec
-from training.resolve import resolve
+from training.resolve import resolve, window_length
 
 
 @dataclass
@@ -174,7 +174,7 @@ def _pieces(runs: list[Run], segments: int, offset: int) -> tuple[int, list[tupl
     end: about `segments` of them in all, shared out by each series' training length.
     One series gets exactly `segments` pieces (the single-series recipe)."""
     avail = [max(0, r.split.val - offset) for r in runs]
-    seg_len = max(1, min(sum(avail) // segments, min(avail)))
+    seg_len = window_length(sum(avail), min(avail), segments)
     pieces = []
     for k, a in enumerate(avail):
         count = min(a // seg_len, math.ceil(segments * a / sum(avail)))
