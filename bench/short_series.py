@@ -72,6 +72,7 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "small": {"hidden": 16, "layers": 1, "weight_decay": 1e-3},
     "small-chunk": {"hidden": 16, "layers": 1, "weight_decay": 1e-3, "chunk": 24},
     "memory": {"memory": "seasonal"},
+    "naive-anchor": {"anchor": "naive"},  # seasonal memory from "same time last week"
     "seg8c24": {"segments": 8, "chunk": 24},
     "seg32c6": {"chunk": 6},
     "lr1e-2": {"learning_rate": 1e-2},
@@ -174,6 +175,7 @@ def run_candidate(window: str, candidate: str, seconds: float) -> dict[str, obje
         "candidate": candidate,
         "memory": trained.config.memory,
         "epochs": trained.epochs_run,
+        "start": next((n.split()[5] for n in trained.notes if "started from the" in n), ""),
         "model": scores["model"]["mae"],
         "mstl": scores["baselines"]["mstl"]["mae"],
         "best_naive": min(naives.values()),

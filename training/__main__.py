@@ -71,7 +71,7 @@ def _config(args: argparse.Namespace, series: Series | None = None) -> TrainConf
             changes["name"] = Path(args.dataset).stem
     if args.name:
         changes["name"] = args.name
-    for flag in ("epochs", "origin_every", "memory", "max_train_seconds"):
+    for flag in ("epochs", "origin_every", "memory", "anchor", "max_train_seconds"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)
     if getattr(args, "no_short_recipe", False):
@@ -145,7 +145,8 @@ def _describe(name: str, config: TrainConfig, series: Series) -> str:
             ", ".join(f"{s} ({freq.words(freq.label(s, series.frequency))})" for s in seasons)
             or "none"
         )
-        + f"; MASE season {resolved.season}; memory {resolved.memory}",
+        + f"; MASE season {resolved.season}; memory {resolved.memory}"
+        + (f" (anchor {resolved.anchor})" if resolved.memory == "seasonal" else ""),
         f"  time features {', '.join(resolved.time_features or ()) or 'none'}; origins every "
         f"{resolved.origin_every} steps; statsforecast window {resolved.baseline_window}",
         "  baselines " + ", ".join(display(b) for b in resolved.baselines or ()),
@@ -197,6 +198,12 @@ def _parser() -> argparse.ArgumentParser:
     knobs.add_argument("--horizon", help="steps ahead, or a period: 48, 1d, 1w")
     knobs.add_argument("--seasons", help="seasonal periods: 1d,1w or 48,336; '' = none")
     knobs.add_argument("--memory", choices=["seasonal", "none"], help="seasonal memory")
+    knobs.add_argument(
+        "--anchor",
+        choices=["fitted", "naive"],
+        help="with seasonal memory, start from the fitted seasonal linear forecast "
+        "(default) or from same time one longest season ago",
+    )
     knobs.add_argument(
         "--no-short-recipe",
         action="store_true",

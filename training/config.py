@@ -46,6 +46,10 @@ class TrainConfig:
     # None = "seasonal" for intraday level series whose training part holds 8 of the
     # longest season (where it was seen to help), else "none".
     memory: str | None = None
+    # With seasonal memory, where the forecast starts: "fitted" = the least-squares
+    # seasonal linear forecast on the training part (training/anchor.py), kept unless
+    # training beats it on validation; "naive" = same time one longest season ago.
+    anchor: str = "fitted"
     # -- training: truncated BPTT that carries state across consecutive chunks --------
     segments: int = 32  # parallel contiguous segments of the training series (batch)
     chunk: int = 96  # steps per backward pass; state is detached, not reset, between

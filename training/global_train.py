@@ -124,7 +124,7 @@ def train_global(config: TrainConfig, panel: Panel, progress: bool = True) -> Gl
         run = series_run(model, x, split, config.horizon, weight=1.0 / scale)
         run.start_state = start_state
         runs.append(run)
-    epochs_run, best_loss = fit(model, config, runs, started, progress)
+    epochs_run, best_loss = fit(model, config, runs, started, progress, notes)
     model.cpu()
     notes.append(
         f"one global model across {len(xs)} series ({panel.id_column}); per-stream scaling "

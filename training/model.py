@@ -15,9 +15,11 @@ Seasonal memory (memory="seasonal", level mode): the state also keeps the last S
 target values (S = the longest season) and how many of them are real. For every season
 L the graph looks up the seasonal naive forecast for each horizon step (the value L
 steps before it, or a whole number of seasons before when the horizon is longer) and
-the head adds a learned, state-dependent multiple of (seasonal naive - current value):
-a correction on top of "same time last week" that can also lean on the recurrent
-forecast. The current seasonal differences are inputs to the cell too. The buffer is
+the head adds a learned, state-dependent multiple of (seasonal naive - current value),
+and with seasonal_shift one of (value L steps ago - current value): a correction on top
+of "same time last week" or "now + last week's change" that can also lean on the
+recurrent forecast (training/anchor.py fits where these start). The current seasonal
+differences are inputs to the cell too. The buffer is
 shifted by concatenation and a gather of the last S, so a step costs a copy of S floats, and T steps
 at once give exactly what T single steps give. Until a stream has seen L values, the
 season-L terms are zero (the value is unknown, not zero).
@@ -57,6 +59,10 @@ class ForecasterSpec:
     mode: str = "level"
     seasons: tuple[int, ...] = ()  # seasonal memory: the seasons it looks back by
     memory: str = "none"  # "seasonal": keep the last max(seasons) target values as state
+    # Seasonal memory only: the forecast also takes a learned multiple of each season's
+    # (value one season ago - current value), so it can be "now + the change the profile
+    # made a season ago", not only "the value a season ago" (the fitted anchor, train.py).
+    seasonal_shift: bool = False
     # Per-stream scaling of the first `stream_columns` columns of x (the client inputs) by
     # running statistics in the state; 0 = off.
     stream_columns: int = 0
@@ -146,6 +152,11 @@ class Forecaster(nn.Module):
             with torch.no_grad():
                 self.gate.bias.zero_()
                 self.gate.bias.view(len(memory_seasons), spec.horizon)[-1] = 1.0
+        self.shift: nn.Linear | None = None
+        if memory_seasons and spec.seasonal_shift:
+            self.shift = nn.Linear(spec.hidden, spec.horizon * len(memory_seasons))
+            nn.init.zeros_(self.shift.weight)
+            nn.init.zeros_(self.shift.bias)
         # Buffer offsets of each season's naive value for h = 1..H relative to "now":
         # h - L·ceil(h/L) <= 0, so only values already seen are read. Rebuilt from the
         # spec, never saved.
@@ -209,9 +220,9 @@ class Forecaster(nn.Module):
             # With per-stream scaling the anchor stays in global units: the forecast is
             # brought back from the stream's units below, so to_raw is the same for both.
             anchor = z[..., spec.target_index] if stream_std is None else anchor_global
-        seasonal = None
+        seasonal = levels = None
         if spec.memory == "seasonal":
-            inputs, seasonal, new_memory = self._seasonal(
+            inputs, seasonal, levels, new_memory = self._seasonal(
                 anchor, named["history"], named["history_seen"]
             )
             if stream_std is not None:
@@ -234,6 +245,9 @@ class Forecaster(nn.Module):
         if seasonal is not None and self.gate is not None:
             gates = self.gate(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
             q = q + (gates * seasonal).sum(dim=2).unsqueeze(-1)  # shifts every quantile
+        if levels is not None and self.shift is not None:
+            shifts = self.shift(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
+            q = q + (shifts * levels.unsqueeze(-1)).sum(dim=2).unsqueeze(-1)
         return q, anchor, new_state
 
     def _stream_scale(self, z: Tensor, stats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -270,18 +284,19 @@ class Forecaster(nn.Module):
 
     def _seasonal(
         self, now: Tensor, history: Tensor, seen: Tensor
-    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+    ) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
         """now [B,T] scaled targets; history [B,S]; seen [B,1].
 
         Returns the cell's extra inputs [B,T,2·nL], each season's (seasonal naive -
-        current) for every horizon step [B,T,nL,H] (0 where unknown), and the new state.
+        current) for every horizon step [B,T,nL,H] and (value one season ago - current)
+        [B,T,nL] (both 0 where unknown), and the new state.
         Index arithmetic is on a [T] ramp built from the data, so T stays dynamic.
         """
         size = self.spec.memory_length
         full = torch.cat([history, now], dim=1)  # [B, S+T]: full[S + t] is step t
         ramp = (torch.cumsum(torch.ones_like(now[0]), 0) - 1.0).long()  # [T]
         first_real = size - seen  # [B,1]: full[j] is real for j >= first_real
-        inputs, terms = [], []
+        inputs, terms, levels = [], [], []
         for k, season in enumerate(self.spec.seasons):
             at = ramp.unsqueeze(1) + (size + self.season_back[k]).unsqueeze(0)  # [T,H]
             naive = full[:, at]  # [B,T,H]
@@ -289,12 +304,14 @@ class Forecaster(nn.Module):
             terms.append((naive - now.unsqueeze(-1)) * known)
             back = ramp + (size - season)  # [T]: one season before each step
             known_now = (back.unsqueeze(0).float() >= first_real).float()  # [B,T]
-            inputs += [(now - full[:, back]) * known_now, terms[-1][..., 0]]
+            levels.append((full[:, back] - now) * known_now)
+            inputs += [-levels[-1], terms[-1][..., 0]]
         count = torch.ones_like(now[0]).sum()  # T, as a tensor so it stays dynamic
         new_seen = torch.clamp(seen + count, max=float(size))
         return (
             torch.stack(inputs, dim=-1),
             torch.stack(terms, dim=2),
+            torch.stack(levels, dim=2),
             # The last S of S+T by a gather with S indices rather than a slice: the
             # exporter can then declare the state's length, which it cannot infer from a
             # slice of a dynamic axis.

@@ -67,6 +67,8 @@ def resolve(
         raise DataError("--memory seasonal needs a level-mode model with a season (--seasons)")
     if memory not in ("seasonal", "none"):
         raise DataError(f"--memory {memory!r}: must be 'seasonal' or 'none'")
+    if config.anchor not in ("fitted", "naive"):
+        raise DataError(f"--anchor {config.anchor!r}: must be 'fitted' or 'naive'")
 
     window = config.baseline_window or min(_window(seasons), split.test)
     if window > split.test:

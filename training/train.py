@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from training.anchor import seasonal_starts, set_start
 from training.config import TrainConfig
 from training.data import Series, load
 from training.features import FeatureLayout, Split, design_matrix, layout_for, targets
@@ -127,6 +128,7 @@ def spec_for(
         mode=config.mode,
         seasons=tuple(config.seasons) if config.memory == "seasonal" else (),
         memory=config.memory,
+        seasonal_shift=config.memory == "seasonal" and config.anchor == "fitted",
         stream_columns=stream_columns,
         scaling_prior=float(max(config.seasons, default=config.horizon)),
     )
@@ -152,6 +154,7 @@ class Run:
     val_mask: np.ndarray  # [N, H]
     split: Split
     start_state: np.ndarray | None = None  # [N+1, S] stream statistics after 0..N rows
+    anchor: np.ndarray | None = None  # [N] the target in model units (seasonal memory)
 
 
 def series_run(
@@ -159,14 +162,25 @@ def series_run(
 ) -> Run:
     """Targets in model units; a target that lies past the train split is masked out, so
     training never sees validation or test values."""
-    y, mask = targets(anchors(model, x), horizon)
+    anchor = anchors(model, x)
+    y, mask = targets(anchor, horizon)
     if weight is not None:
         mask = mask * weight[:, None].astype(np.float32)
     steps = np.arange(len(x))[:, None] + np.arange(1, horizon + 1)[None, :]
     train_mask = mask * (steps < split.val)
     val_mask = mask * (steps < split.test)
     val_mask[: split.val] = 0.0
-    return Run(x, y, train_mask, val_mask, split)
+    return Run(x, y, train_mask, val_mask, split, anchor=anchor.astype(np.float32))
+
+
+def seasonal_history(run: Run, start: int, size: int) -> tuple[np.ndarray, float]:
+    """The seasonal memory a stream has when it reaches row `start`: its last `size`
+    targets (oldest first, zero-padded in front) and how many of them are real."""
+    assert run.anchor is not None
+    seen = min(start, size)
+    history = np.zeros(size, dtype=np.float32)
+    history[size - seen :] = run.anchor[start - seen : start]
+    return history, float(seen)
 
 
 def _pieces(runs: list[Run], segments: int, offset: int) -> tuple[int, list[tuple[int, int]]]:
@@ -188,10 +202,11 @@ def fit(
     runs: list[Run],
     started: float,
     progress: bool = True,
+    notes: list[str] | None = None,
 ) -> tuple[int, float]:
     """Carried-state TBPTT over the runs with early stopping on their validation pinball
     (the mean over runs); keeps the best epoch and calibrates the band. Returns (epochs
-    run, best validation loss)."""
+    run, best validation loss); what it chose goes to `notes` (the report's)."""
     device = pick_device(config.device)
     model.to(device)
     taus = torch.tensor(config.quantiles, dtype=torch.float32, device=device)
@@ -210,7 +225,35 @@ def fit(
     val_masks = [torch.from_numpy(r.val_mask).to(device) for r in runs]
     names = list(model.spec.state_shapes())
 
+    def validate() -> float:
+        """Each series streamed in one pass from zero state; the mean validation loss."""
+        model.eval()
+        with torch.no_grad():
+            val_losses = []
+            for k, r in enumerate(runs):
+                lo, test = int(base[k]), r.split.test
+                q, _, _ = model.steps(x_t[None, lo : lo + test], model.zero_state(1))
+                val_losses.append(
+                    pinball(q[0], y_t[lo : lo + test], val_masks[k][:test], taus).item()
+                )
+        return float(np.mean(val_losses))
+
     best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
+    # Each seasonal start is a forecast already: training starts from the one that
+    # validates better, and keeps it unless an epoch does better still.
+    chosen = ""
+    for name, weights in (seasonal_starts(model, runs) if config.epochs else {}).items():
+        set_start(model, *weights)
+        loss = validate()
+        if loss < best_loss:
+            best_loss, chosen = loss, name
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        (notes if notes is not None else []).append(
+            f"seasonal memory started from the {chosen} seasonal forecast (lower "
+            f"validation loss, {best_loss:.4f})"
+        )
     bar = tqdm(range(config.epochs), desc=config.name, disable=not progress, unit="epoch")
     for _ in bar:
         epochs_run += 1
@@ -222,6 +265,16 @@ def fit(
         index = torch.from_numpy(starts[:, None] + np.arange(seg_len)[None, :]).to(device)
         xb, yb, mb = x_t[index], y_t[index], train_mask_t[index]
         state = model.zero_state(len(pieces))
+        if "history" in names:  # each window starts with the memory a stream has there
+            known_history = [
+                seasonal_history(runs[k], s, model.spec.memory_length) for k, s in pieces
+            ]
+            state[names.index("history")] = torch.from_numpy(
+                np.stack([h for h, _ in known_history])
+            ).to(device)
+            state[names.index("history_seen")] = torch.tensor(
+                [[seen] for _, seen in known_history], dtype=torch.float32, device=device
+            )
         if "stream_stats" in names:  # each window starts from its series' statistics
             known = [runs[k].start_state[s] for k, s in pieces]  # type: ignore[index]
             state[names.index("stream_stats")] = torch.from_numpy(
@@ -239,17 +292,7 @@ def fit(
             state = [s.detach() for s in state]
             losses.append(loss.item())
 
-        # -- validation: each series streamed in one pass from zero state ---------------
-        model.eval()
-        with torch.no_grad():
-            val_losses = []
-            for k, r in enumerate(runs):
-                lo, test = int(base[k]), r.split.test
-                q, _, _ = model.steps(x_t[None, lo : lo + test], model.zero_state(1))
-                val_losses.append(
-                    pinball(q[0], y_t[lo : lo + test], val_masks[k][:test], taus).item()
-                )
-            val_loss = float(np.mean(val_losses))
+        val_loss = validate()
         scheduler.step(val_loss)
         if val_loss < best_loss - 1e-5:
             best_loss, bad_epochs = val_loss, 0
@@ -310,7 +353,7 @@ def train(config: TrainConfig, series: Series | None = None, progress: bool = Tr
     )
 
     run = series_run(model, x, split, config.horizon)
-    epochs_run, best_loss = fit(model, config, [run], started, progress)
+    epochs_run, best_loss = fit(model, config, [run], started, progress, notes)
     model.cpu()  # evaluation and export run on the CPU, like the service
     return Trained(
         config=config,

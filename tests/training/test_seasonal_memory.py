@@ -6,7 +6,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.model import Forecaster
+from training.anchor import seasonal_starts, set_start
+from training.config import preset
+from training.features import Split
+from training.model import Forecaster, ForecasterSpec
+from training.train import fit, pinball, seasonal_history, series_run
 
 
 def _as_pure_seasonal_naive(trained) -> Forecaster:
@@ -21,6 +25,9 @@ def _as_pure_seasonal_naive(trained) -> Forecaster:
         model.gate.weight.zero_()
         model.gate.bias.zero_()
         model.gate.bias.view(len(model.spec.seasons), model.spec.horizon)[-1] = 1.0
+        assert model.shift is not None  # the fitted anchor's level terms (the default)
+        model.shift.weight.zero_()
+        model.shift.bias.zero_()
     return model.eval()
 
 
@@ -66,3 +73,95 @@ def test_state_bytes_count_every_tensor(tiny_seasonal):
     spec = tiny_seasonal.model.spec
     hidden = 2 * spec.layers * spec.hidden  # h and c
     assert spec.state_bytes() == 4 * (hidden + max(spec.seasons) + 1)
+
+
+def test_a_training_window_starts_with_the_memory_a_stream_has_there(tiny_seasonal):
+    """Training cuts the series into windows; each starts from the history the service
+    would hold at that row, not from an empty memory."""
+    model, x = tiny_seasonal.model, tiny_seasonal.x
+    run = series_run(model, x, tiny_seasonal.split, model.spec.horizon)
+    size = model.spec.memory_length
+    names = list(model.spec.state_shapes())
+    for start in (3, size, 250):
+        with torch.no_grad():
+            _, _, state = model.steps(torch.from_numpy(x[None, :start]), model.zero_state(1))
+        history, seen = seasonal_history(run, start, size)
+        np.testing.assert_allclose(state[names.index("history")][0].numpy(), history, atol=1e-5)
+        assert state[names.index("history_seen")][0].item() == seen == min(start, size)
+
+
+SEASON, HORIZON, ROWS = 12, 5, 600
+
+
+def _profile_on_a_trend():
+    """A seasonal profile on a linear trend, and a small seasonal-memory model of it:
+    "now + the change a season ago" forecasts it exactly, the seasonal naive is off by
+    the trend over a season."""
+    t = np.arange(ROWS)
+    profile = np.sin(2 * np.pi * t / SEASON) * 10 + np.cos(4 * np.pi * t / SEASON) * 3
+    x = (profile + 0.05 * t + 100).astype(np.float32)[:, None]
+    spec = ForecasterSpec(
+        n_features=1, target_index=0, horizon=HORIZON, quantiles=(0.1, 0.5, 0.9),
+        hidden=4, layers=1, seasons=(SEASON,), memory="seasonal", seasonal_shift=True,
+    )  # fmt: skip
+    model = Forecaster(spec)
+    model.set_scaling(torch.tensor(x[:400].mean(0)), torch.tensor(x[:400].std(0)))
+    return model, x, series_run(model, x, Split.of(ROWS, 0.15, 0.15), HORIZON)
+
+
+def test_the_fitted_start_is_the_best_seasonal_linear_forecast():
+    model, x, run = _profile_on_a_trend()
+    starts = seasonal_starts(model, [run])
+    assert set(starts) == {"naive", "fitted"}
+    set_start(model, *starts["fitted"])
+    with torch.no_grad():
+        q, anchor, _ = model.eval().steps(torch.from_numpy(x[None]), model.zero_state(1))
+        median = model.to_raw(q, anchor)[0, :, :, model.spec.median_index].numpy()
+    at = np.arange(2 * SEASON, ROWS - HORIZON)
+    ahead = at[:, None] + np.arange(1, HORIZON + 1)[None, :]
+    truth, naive = x[ahead, 0], x[ahead - SEASON, 0]
+    assert np.abs(naive - truth).mean() > 0.5  # the trend over a season: 0.6
+    np.testing.assert_allclose(median[at], truth, atol=0.02)
+    gate = model.gate.bias.detach().view(HORIZON).numpy()  # type: ignore[union-attr]
+    shift = model.shift.bias.detach().view(HORIZON).numpy()  # type: ignore[union-attr]
+    np.testing.assert_allclose(gate, 1.0, atol=0.02)
+    np.testing.assert_allclose(shift, -1.0, atol=0.02)
+
+
+def test_training_starts_from_the_start_that_validates_better():
+    model, _, run = _profile_on_a_trend()
+    config = preset("tiny-seasonal").replace(epochs=1, segments=2, chunk=24)
+    notes: list[str] = []
+    fit(model, config, [run], started=0.0, progress=False, notes=notes)
+    assert any("started from the fitted seasonal forecast" in n for n in notes), notes
+
+
+def test_a_trained_model_reports_the_start_with_the_lower_validation_loss(tiny_seasonal):
+    """Both starts scored again on the tiny model's validation: the note names the lower."""
+    trained = tiny_seasonal
+    model = Forecaster(trained.model.spec)
+    model.load_state_dict(trained.model.state_dict())
+    run = series_run(model, trained.x, trained.split, model.spec.horizon)
+    taus = torch.tensor(trained.config.quantiles)
+    losses = {}
+    for name, start in seasonal_starts(model, [run]).items():
+        set_start(model, *start)
+        with torch.no_grad():
+            end = trained.split.test
+            q, _, _ = model.eval().steps(
+                torch.from_numpy(trained.x[None, :end]), model.zero_state(1)
+            )
+            losses[name] = pinball(
+                q[0], torch.from_numpy(run.y[:end]), torch.from_numpy(run.val_mask[:end]), taus
+            ).item()
+    best = min(losses, key=losses.__getitem__)
+    assert losses["naive"] != losses["fitted"]
+    assert any(f"started from the {best} seasonal forecast" in n for n in trained.notes)
+
+
+def test_a_model_without_the_shift_terms_has_no_starts_to_choose():
+    spec = ForecasterSpec(
+        n_features=1, target_index=0, horizon=3, quantiles=(0.1, 0.5, 0.9),
+        hidden=4, layers=1, seasons=(4,), memory="seasonal",
+    )  # fmt: skip
+    assert seasonal_starts(Forecaster(spec), []) == {}
