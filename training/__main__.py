@@ -121,7 +121,10 @@ def _restore(args: argparse.Namespace, config: TrainConfig, series: Series) -> T
     if not path.exists():
         raise SystemExit(f"no checkpoint {path}: run `python -m training train` first")
     saved = torch.load(path, weights_only=True)
-    trained = train(config.replace(epochs=0), series=series, progress=False)
+    # The graph's shape follows the saved training: a checkpoint from before `anchor`
+    # existed (or trained with --anchor naive) has no shift terms.
+    anchor = str(saved["config"].get("anchor", "naive"))
+    trained = train(config.replace(epochs=0, anchor=anchor), series=series, progress=False)
     trained.model.load_state_dict(saved["weights"])
     trained.model.eval()
     # The artifact describes the training that made the weights, not this rebuild.

@@ -63,6 +63,8 @@ def seasonal_starts(model: Forecaster, runs: list) -> dict[str, Start]:  # list[
             return starts  # no full season inside the training part: too few rows to fit
         gram = (x * w[:, None]).T @ x
         ridge = RIDGE * np.trace(gram) / len(gram)
+        if not ridge > 0:
+            return starts  # a constant training part: nothing to fit
         coef = np.linalg.solve(gram + ridge * np.eye(len(gram)), (x * w[:, None]).T @ y)
         gate[:, h], shift[:, h] = coef[: len(seasons)], coef[len(seasons) :]
     starts["fitted"] = (gate, shift)

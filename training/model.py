@@ -61,7 +61,7 @@ class ForecasterSpec:
     memory: str = "none"  # "seasonal": keep the last max(seasons) target values as state
     # Seasonal memory only: the forecast also takes a learned multiple of each season's
     # (value one season ago - current value), so it can be "now + the change the profile
-    # made a season ago", not only "the value a season ago" (the fitted anchor, train.py).
+    # made a season ago", not only "the value a season ago" (training/anchor.py).
     seasonal_shift: bool = False
     # Per-stream scaling of the first `stream_columns` columns of x (the client inputs) by
     # running statistics in the state; 0 = off.

@@ -244,7 +244,6 @@ def _notes(scores: dict, trained: Trained) -> list[str]:
         f"Verdict: {scores['verdict']['text']}.",
         f"State per stream: {spec.state_bytes()} bytes (memory: {spec.memory}"
         + (f", seasons {list(spec.seasons)} steps" if spec.seasons else "")
-        + (f", anchor {trained.config.anchor}" if spec.memory == "seasonal" else "")
         + ").",
         f"Gaps and missing values: --fill {fill.get('policy', 'none')}"
         + (f"; filled {fill['filled_values']}" if fill.get("filled_values") else "")

@@ -241,8 +241,9 @@ def fit(
     best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     # Each seasonal start is a forecast already: training starts from the one that
     # validates better, and keeps it unless an epoch does better still.
+    starts = seasonal_starts(model, runs) if config.epochs else {}
     chosen = ""
-    for name, weights in (seasonal_starts(model, runs) if config.epochs else {}).items():
+    for name, weights in starts.items():
         set_start(model, *weights)
         loss = validate()
         if loss < best_loss:
@@ -250,9 +251,13 @@ def fit(
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
+        why = (
+            f"the lower validation loss, {best_loss:.4f}"
+            if len(starts) > 1
+            else "the training part is too short or constant to fit one"
+        )
         (notes if notes is not None else []).append(
-            f"seasonal memory started from the {chosen} seasonal forecast (lower "
-            f"validation loss, {best_loss:.4f})"
+            f"seasonal memory started from the {chosen} seasonal forecast ({why})"
         )
     bar = tqdm(range(config.epochs), desc=config.name, disable=not progress, unit="epoch")
     for _ in bar:

@@ -51,6 +51,23 @@ def test_train_then_evaluate_then_export_from_the_checkpoint(tmp_path):
     assert manifest["evaluation"]["training"]["epochs"] >= 1
 
 
+def test_a_checkpoint_evaluates_with_the_graph_it_was_trained_with(tmp_path):
+    """A seasonal-memory checkpoint without the shift terms (trained with --anchor naive,
+    or saved before `anchor` existed) evaluates without the flag."""
+    import torch
+
+    trained = _cli("train", "--config", "tiny-seasonal", "--anchor", "naive", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    path = tmp_path / "runs" / "tiny-seasonal.pt"
+    saved = torch.load(path, weights_only=True)
+    assert not any(k.startswith("shift.") for k in saved["weights"])
+    del saved["config"]["anchor"]  # as a checkpoint from before the field
+    torch.save(saved, path)
+    evaluated = _cli("evaluate", "--config", "tiny-seasonal", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["model"]["mae"] > 0
+
+
 def test_a_user_csv_trains(tmp_path):
     ts = pd.date_range("2021-01-01", periods=900, freq="h")
     level = (

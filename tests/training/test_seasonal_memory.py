@@ -4,13 +4,16 @@ seasonal naive forecast from them, identically in one call or step by step."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from training.anchor import seasonal_starts, set_start
 from training.config import preset
+from training.data import DataError
 from training.features import Split
 from training.model import Forecaster, ForecasterSpec
-from training.train import fit, pinball, seasonal_history, series_run
+from training.resolve import resolve
+from training.train import fit, pinball, seasonal_history, series_run, spec_for
 
 
 def _as_pure_seasonal_naive(trained) -> Forecaster:
@@ -77,7 +80,7 @@ def test_state_bytes_count_every_tensor(tiny_seasonal):
 
 def test_a_training_window_starts_with_the_memory_a_stream_has_there(tiny_seasonal):
     """Training cuts the series into windows; each starts from the history the service
-    would hold at that row, not from an empty memory."""
+    would hold at its first row, not from an empty memory."""
     model, x = tiny_seasonal.model, tiny_seasonal.x
     run = series_run(model, x, tiny_seasonal.split, model.spec.horizon)
     size = model.spec.memory_length
@@ -88,6 +91,38 @@ def test_a_training_window_starts_with_the_memory_a_stream_has_there(tiny_season
         history, seen = seasonal_history(run, start, size)
         np.testing.assert_allclose(state[names.index("history")][0].numpy(), history, atol=1e-5)
         assert state[names.index("history_seen")][0].item() == seen == min(start, size)
+
+
+class _FirstWindows(Forecaster):
+    """Records the state its first training call is given (a spy, not a stand-in)."""
+
+    first: list[torch.Tensor] | None = None
+
+    def steps(self, x, state):
+        if self.training and self.first is None:
+            self.first = [s.clone() for s in state]
+        return super().steps(x, state)
+
+
+def test_fit_gives_each_window_the_memory_of_its_first_row(tiny_seasonal):
+    model = _FirstWindows(tiny_seasonal.model.spec)
+    model.load_state_dict(tiny_seasonal.model.state_dict())
+    run = series_run(model, tiny_seasonal.x, tiny_seasonal.split, model.spec.horizon)
+    config = tiny_seasonal.config.replace(epochs=1)
+    np.random.seed(1)  # the epoch's window offset
+    fit(model, config, [run], started=0.0, progress=False)
+    assert model.first is not None
+    names = list(model.spec.state_shapes())
+    history = model.first[names.index("history")].numpy()
+    seen = model.first[names.index("history_seen")][:, 0].numpy()
+    assert seen.max() == model.spec.memory_length  # later windows start with a full memory
+    for row, count in zip(history, seen, strict=True):
+        # each window's memory is the run's targets just before some row
+        size = model.spec.memory_length
+        matches = [
+            s for s in range(len(run.x)) if np.allclose(row, seasonal_history(run, s, size)[0])
+        ]
+        assert matches and min(matches[0], size) == count
 
 
 SEASON, HORIZON, ROWS = 12, 5, 600
@@ -141,6 +176,7 @@ def test_a_trained_model_reports_the_start_with_the_lower_validation_loss(tiny_s
     trained = tiny_seasonal
     model = Forecaster(trained.model.spec)
     model.load_state_dict(trained.model.state_dict())
+    model.spread.fill_(1.0)  # as fit scored the starts: before the band is calibrated
     run = series_run(model, trained.x, trained.split, model.spec.horizon)
     taus = torch.tensor(trained.config.quantiles)
     losses = {}
@@ -165,3 +201,15 @@ def test_a_model_without_the_shift_terms_has_no_starts_to_choose():
         hidden=4, layers=1, seasons=(4,), memory="seasonal",
     )  # fmt: skip
     assert seasonal_starts(Forecaster(spec), []) == {}
+
+
+def test_the_naive_anchor_is_the_graph_without_shift_terms(tiny_seasonal):
+    config = tiny_seasonal.config.replace(anchor="naive")
+    spec = spec_for(config, tiny_seasonal.layout, tiny_seasonal.x.shape[1])
+    assert Forecaster(spec).shift is None
+    assert Forecaster(tiny_seasonal.model.spec).shift is not None  # the default: fitted
+
+
+def test_an_unknown_anchor_is_a_clear_error(tiny_seasonal):
+    with pytest.raises(DataError, match="--anchor 'mean'"):
+        resolve(preset("tiny-seasonal").replace(anchor="mean"), tiny_seasonal.series)
