@@ -241,9 +241,9 @@ def fit(
     best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     # Each seasonal start is a forecast already: training starts from the one that
     # validates better, and keeps it unless an epoch does better still.
-    starts = seasonal_starts(model, runs) if config.epochs else {}
+    candidates = seasonal_starts(model, runs) if config.epochs else {}
     chosen = ""
-    for name, weights in starts.items():
+    for name, weights in candidates.items():
         set_start(model, *weights)
         loss = validate()
         if loss < best_loss:
@@ -253,7 +253,7 @@ def fit(
         model.load_state_dict(best_state)
         why = (
             f"the lower validation loss, {best_loss:.4f}"
-            if len(starts) > 1
+            if len(candidates) > 1
             else "the training part is too short or constant to fit one"
         )
         (notes if notes is not None else []).append(
