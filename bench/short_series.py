@@ -22,15 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from training import baselines, evaluate
-from training.config import preset
+from training.anchor import seasonal_starts, set_start
+from training.config import TrainConfig, preset
 from training.data import FillPolicy, Series, from_frame
 from training.features import Split
+from training.model import Forecaster, ForecasterSpec
 from training.pipeline import evaluation
 from training.resolve import resolve
 from training.suite import SUITE_TRAIN_SECONDS, _epf_load
-from training.train import train
+from training.train import series_run, train
 
 WEEKS = 5
 
@@ -128,6 +131,7 @@ def screen(name: str) -> dict[str, float]:
             ]
         )
         out[f"shift_mean{k}w_day"] = float(np.mean(np.abs(truth - (avg + lev[:, None]))))
+    out["fitted_start"] = float(np.mean(np.abs(truth - _fitted_start(y, split, config, at))))
     fc = baselines.statsforecast(
         "mstl",
         y,
@@ -141,6 +145,31 @@ def screen(name: str) -> dict[str, float]:
     out["mstl"] = float(np.mean(np.abs(truth - fc[..., 1])))
     out["origins"] = len(at)
     return out
+
+
+def _fitted_start(y: np.ndarray, split: Split, config: TrainConfig, at: np.ndarray) -> np.ndarray:
+    """The median forecast of seasonal memory's fitted start alone, with no training (a
+    one-column model set by training.anchor): what the network starts from."""
+    assert config.horizon and config.seasons
+    spec = ForecasterSpec(
+        n_features=1,
+        target_index=0,
+        horizon=config.horizon,
+        quantiles=tuple(config.quantiles),
+        hidden=4,
+        layers=1,
+        seasons=tuple(config.seasons),
+        memory="seasonal",
+        seasonal_shift=True,
+    )
+    model = Forecaster(spec)
+    x = y.astype(np.float32)[:, None]
+    model.set_scaling(torch.tensor(x[: split.val].mean(0)), torch.tensor(x[: split.val].std(0)))
+    run = series_run(model, x, split, config.horizon)
+    set_start(model, *seasonal_starts(model, [run])["fitted"])
+    with torch.no_grad():
+        q, anchor, _ = model.eval().steps(torch.from_numpy(x[None]), model.zero_state(1))
+        return model.to_raw(q, anchor)[0, at, :, spec.median_index].numpy()
 
 
 def run_candidate(window: str, candidate: str, seconds: float) -> dict[str, object]:
