@@ -71,7 +71,7 @@ def _config(args: argparse.Namespace, series: Series | None = None) -> TrainConf
             changes["name"] = Path(args.dataset).stem
     if args.name:
         changes["name"] = args.name
-    for flag in ("epochs", "origin_every", "memory", "anchor", "max_train_seconds"):
+    for flag in ("epochs", "origin_every", "memory", "anchor", "start_weight", "max_train_seconds"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)
     if getattr(args, "no_short_recipe", False):
@@ -206,6 +206,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["fitted", "naive"],
         help="with seasonal memory, start from the fitted seasonal linear forecast "
         "(default) or from same time one longest season ago",
+    )
+    knobs.add_argument(
+        "--start-weight",
+        type=float,
+        help="with the fitted anchor, the seasonal start's share of the exported median "
+        "forecast (default 0.5; 0 = the trained model alone)",
     )
     knobs.add_argument(
         "--no-short-recipe",

@@ -19,11 +19,15 @@ the training part's linear fit does not carry to the months after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
+from torch import Tensor
 
 from training.model import Forecaster
 
+READOUTS = ("head", "gate", "shift")  # the layers a start sets, all linear in the state
 RIDGE = 1e-6  # relative to the mean feature variance: only against an exactly singular fit
 
 
@@ -81,3 +85,38 @@ def set_start(model: Forecaster, gate: np.ndarray, shift: np.ndarray) -> None:
             layer.bias.copy_(torch.from_numpy(bias.reshape(-1)).float())
         model.head.weight.zero_()
         model.head.bias.zero_()
+
+
+def choose_start(
+    model: Forecaster, starts: dict[str, Start], validate: Callable[[], float]
+) -> tuple[float, dict[str, Tensor], str] | None:
+    """Set each start, score it by `validate` and leave the model at the best one.
+    Returns (its validation loss, a copy of its weights, a note), or None without starts."""
+    best: tuple[float, dict[str, Tensor], str] | None = None
+    for name, weights in starts.items():
+        set_start(model, *weights)
+        loss = validate()
+        if best is None or loss < best[0]:
+            best = (loss, {k: v.clone() for k, v in model.state_dict().items()}, name)
+    if best is None:
+        return None
+    loss, state, name = best
+    model.load_state_dict(state)
+    why = (
+        f"the lower validation loss, {loss:.4f}"
+        if len(starts) > 1
+        else "the training part is too short or constant to fit one"
+    )
+    return loss, state, f"seasonal memory started from the {name} seasonal forecast ({why})"
+
+
+def blend_with_start(model: Forecaster, start: dict[str, Tensor], weight: float) -> None:
+    """Move the readout layers `weight` of the way back to the start's. The recurrent
+    output feeds them linearly, so the median forecast becomes exactly weight x the
+    start's + (1 - weight) x the trained model's (the band is calibrated afterwards):
+    an average of two forecasts, which on short series carried to the test better than
+    either (docs/training.md, "Short series")."""
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key.split(".")[0] in READOUTS:
+                value.mul_(1.0 - weight).add_(start[key].to(value.device), alpha=weight)

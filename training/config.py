@@ -50,6 +50,9 @@ class TrainConfig:
     # seasonal linear forecast on the training part (training/anchor.py), kept unless
     # training beats it on validation; "naive" = same time one longest season ago.
     anchor: str = "fitted"
+    # With a seasonal start (anchor "fitted"): the exported median is this weight times
+    # the start's forecast plus the rest times the trained model's (0 = trained only).
+    start_weight: float = 0.5
     # -- training: truncated BPTT that carries state across consecutive chunks --------
     segments: int = 32  # parallel contiguous segments of the training series (batch)
     chunk: int = 96  # steps per backward pass; state is detached, not reset, between

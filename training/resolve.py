@@ -69,6 +69,8 @@ def resolve(
         raise DataError(f"--memory {memory!r}: must be 'seasonal' or 'none'")
     if config.anchor not in ("fitted", "naive"):
         raise DataError(f"--anchor {config.anchor!r}: must be 'fitted' or 'naive'")
+    if not 0.0 <= config.start_weight <= 1.0:
+        raise DataError(f"--start-weight {config.start_weight}: must be between 0 and 1")
 
     window = config.baseline_window or min(_window(seasons), split.test)
     if window > split.test:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from training.anchor import seasonal_starts, set_start
+from training.anchor import blend_with_start, choose_start, seasonal_starts
 from training.config import TrainConfig
 from training.data import Series, load
 from training.features import FeatureLayout, Split, design_matrix, layout_for, targets
@@ -207,6 +207,7 @@ def fit(
     """Carried-state TBPTT over the runs with early stopping on their validation pinball
     (the mean over runs); keeps the best epoch and calibrates the band. Returns (epochs
     run, best validation loss); what it chose goes to `notes` (the report's)."""
+    notes = notes if notes is not None else []
     device = pick_device(config.device)
     model.to(device)
     taus = torch.tensor(config.quantiles, dtype=torch.float32, device=device)
@@ -241,24 +242,13 @@ def fit(
     best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     # Each seasonal start is a forecast already: training starts from the one that
     # validates better, and keeps it unless an epoch does better still.
-    candidates = seasonal_starts(model, runs) if config.epochs else {}
-    chosen = ""
-    for name, weights in candidates.items():
-        set_start(model, *weights)
-        loss = validate()
-        if loss < best_loss:
-            best_loss, chosen = loss, name
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        why = (
-            f"the lower validation loss, {best_loss:.4f}"
-            if len(candidates) > 1
-            else "the training part is too short or constant to fit one"
-        )
-        (notes if notes is not None else []).append(
-            f"seasonal memory started from the {chosen} seasonal forecast ({why})"
-        )
+    start_state = None
+    if config.epochs:
+        start = choose_start(model, seasonal_starts(model, runs), validate)
+        if start is not None:
+            best_loss, start_state, note = start
+            best_state = start_state
+            notes.append(note)
     bar = tqdm(range(config.epochs), desc=config.name, disable=not progress, unit="epoch")
     for _ in bar:
         epochs_run += 1
@@ -317,6 +307,12 @@ def fit(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    if start_state is not None and config.start_weight:
+        blend_with_start(model, start_state, config.start_weight)
+        notes.append(
+            f"the forecast's median is {config.start_weight:g} x the seasonal start's "
+            f"+ {1 - config.start_weight:g} x the trained model's (--start-weight)"
+        )
     model.eval()
     if epochs_run:
         calibrate_spread_over(

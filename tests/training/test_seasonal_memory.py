@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.anchor import seasonal_starts, set_start
+from training.anchor import blend_with_start, seasonal_starts, set_start
 from training.config import preset
 from training.data import DataError
 from training.features import Split
@@ -213,3 +213,43 @@ def test_the_naive_anchor_is_the_graph_without_shift_terms(tiny_seasonal):
 def test_an_unknown_anchor_is_a_clear_error(tiny_seasonal):
     with pytest.raises(DataError, match="--anchor 'mean'"):
         resolve(preset("tiny-seasonal").replace(anchor="mean"), tiny_seasonal.series)
+
+
+def test_the_exported_median_is_the_weighted_mean_of_start_and_trained(tiny_seasonal):
+    """blend_with_start moves only the readouts, so the median forecast is exactly
+    w x the start's + (1 - w) x the trained model's."""
+    trained = tiny_seasonal
+    x = torch.from_numpy(trained.x[None, :300])
+    run = series_run(trained.model, trained.x, trained.split, trained.model.spec.horizon)
+
+    def median(model):
+        with torch.no_grad():
+            q, anchor, _ = model.eval().steps(x, model.zero_state(1))
+            return model.to_raw(q, anchor)[0, :, :, model.spec.median_index].numpy()
+
+    start = Forecaster(trained.model.spec)
+    start.load_state_dict(trained.model.state_dict())
+    set_start(start, *seasonal_starts(start, [run])["fitted"])
+    blended = Forecaster(trained.model.spec)
+    blended.load_state_dict(trained.model.state_dict())
+    blend_with_start(blended, start.state_dict(), 0.25)
+    expected = 0.25 * median(start) + 0.75 * median(trained.model)
+    assert np.abs(median(start) - median(trained.model)).max() > 1.0  # they differ
+    np.testing.assert_allclose(median(blended), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_fit_blends_with_the_start_by_the_configured_weight():
+    notes: list[str] = []
+    model, _, run = _profile_on_a_trend()
+    config = preset("tiny-seasonal").replace(epochs=1, segments=2, chunk=24, start_weight=0.3)
+    fit(model, config, [run], started=0.0, progress=False, notes=notes)
+    assert any("0.3 x the seasonal start's + 0.7 x the trained" in n for n in notes), notes
+    notes.clear()
+    model, _, run = _profile_on_a_trend()
+    fit(model, config.replace(start_weight=0.0), [run], started=0.0, progress=False, notes=notes)
+    assert not any("x the seasonal start's" in n for n in notes)
+
+
+def test_a_start_weight_outside_0_to_1_is_a_clear_error(tiny_seasonal):
+    with pytest.raises(DataError, match=r"--start-weight 1\.5"):
+        resolve(preset("tiny-seasonal").replace(start_weight=1.5), tiny_seasonal.series)
