@@ -127,8 +127,10 @@ def _restore(args: argparse.Namespace, config: TrainConfig, series: Series) -> T
     trained = train(config.replace(epochs=0, anchor=anchor), series=series, progress=False)
     trained.model.load_state_dict(saved["weights"])
     trained.model.eval()
-    # The artifact describes the training that made the weights, not this rebuild.
-    trained.config = trained.config.replace(epochs=config.epochs)
+    # The artifact describes the training that made the weights, not this rebuild (a
+    # checkpoint from before `start_weight` existed was not blended).
+    blended = float(saved["config"].get("start_weight", 0.0))
+    trained.config = trained.config.replace(epochs=config.epochs, start_weight=blended)
     trained.epochs_run = saved["epochs"]
     trained.seconds = saved["seconds"]
     trained.best_val_loss = saved["best_val_loss"]
@@ -149,7 +151,11 @@ def _describe(name: str, config: TrainConfig, series: Series) -> str:
             or "none"
         )
         + f"; MASE season {resolved.season}; memory {resolved.memory}"
-        + (f" (anchor {resolved.anchor})" if resolved.memory == "seasonal" else ""),
+        + (
+            f" (anchor {resolved.anchor}, start weight {resolved.start_weight:g})"
+            if resolved.memory == "seasonal"
+            else ""
+        ),
         f"  time features {', '.join(resolved.time_features or ()) or 'none'}; origins every "
         f"{resolved.origin_every} steps; statsforecast window {resolved.baseline_window}",
         "  baselines " + ", ".join(display(b) for b in resolved.baselines or ()),

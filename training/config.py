@@ -47,8 +47,9 @@ class TrainConfig:
     # longest season (where it was seen to help), else "none".
     memory: str | None = None
     # With seasonal memory, where the forecast starts: "fitted" = the least-squares
-    # seasonal linear forecast on the training part (training/anchor.py), kept unless
-    # training beats it on validation; "naive" = same time one longest season ago.
+    # seasonal linear forecast on the training part (training/anchor.py) or same time
+    # one longest season ago, whichever validates better (and the shift terms);
+    # "naive" = same time one longest season ago, the graph without shift terms.
     anchor: str = "fitted"
     # With a seasonal start (anchor "fitted"): the exported median is this weight times
     # the start's forecast plus the rest times the trained model's (0 = trained only).

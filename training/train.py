@@ -205,8 +205,9 @@ def fit(
     notes: list[str] | None = None,
 ) -> tuple[int, float]:
     """Carried-state TBPTT over the runs with early stopping on their validation pinball
-    (the mean over runs); keeps the best epoch and calibrates the band. Returns (epochs
-    run, best validation loss); what it chose goes to `notes` (the report's)."""
+    (the mean over runs); keeps the best epoch, blends it towards the seasonal start if
+    there is one, and calibrates the band. Returns (epochs run, the kept model's
+    validation loss before calibration); what it chose goes to `notes` (the report's)."""
     notes = notes if notes is not None else []
     device = pick_device(config.device)
     model.to(device)
@@ -241,7 +242,8 @@ def fit(
 
     best_loss, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     # Each seasonal start is a forecast already: training starts from the one that
-    # validates better, and keeps it unless an epoch does better still.
+    # validates better, early stopping keeps it unless an epoch does better, and the
+    # export is blended back towards it (below).
     start_state = None
     if config.epochs:
         start = choose_start(model, seasonal_starts(model, runs), validate)
@@ -307,8 +309,11 @@ def fit(
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    if start_state is not None and config.start_weight:
+    if start_state is not None and best_state is start_state:
+        notes.append("no epoch validated better than the seasonal start: it is the model")
+    elif start_state is not None and config.start_weight:
         blend_with_start(model, start_state, config.start_weight)
+        best_loss = validate()  # the loss of what is exported
         notes.append(
             f"the forecast's median is {config.start_weight:g} x the seasonal start's "
             f"+ {1 - config.start_weight:g} x the trained model's (--start-weight)"

@@ -227,8 +227,9 @@ def test_the_exported_median_is_the_weighted_mean_of_start_and_trained(tiny_seas
             q, anchor, _ = model.eval().steps(x, model.zero_state(1))
             return model.to_raw(q, anchor)[0, :, :, model.spec.median_index].numpy()
 
+    torch.manual_seed(7)  # a start as fit makes it: an untrained cell, the data's scaling
     start = Forecaster(trained.model.spec)
-    start.load_state_dict(trained.model.state_dict())
+    start.set_scaling(trained.model.x_mean, trained.model.x_std)
     set_start(start, *seasonal_starts(start, [run])["fitted"])
     blended = Forecaster(trained.model.spec)
     blended.load_state_dict(trained.model.state_dict())
@@ -238,16 +239,29 @@ def test_the_exported_median_is_the_weighted_mean_of_start_and_trained(tiny_seas
     np.testing.assert_allclose(median(blended), expected, rtol=1e-5, atol=1e-3)
 
 
-def test_fit_blends_with_the_start_by_the_configured_weight():
+def test_fit_exports_the_start_at_weight_1_and_the_trained_model_at_0():
+    """The blend is wired into fit: at weight 1 the readouts are exactly the fitted
+    start's, at weight 0 they are what training left."""
+    torch.manual_seed(0)  # the cell's initial weights
+    np.random.seed(0)  # fit's window offsets
+    model, _, run = _profile_on_a_trend()
+    gate, shift = seasonal_starts(model, [run])["fitted"]
+    config = preset("tiny-seasonal").replace(epochs=3, segments=2, chunk=24, start_weight=1.0)
     notes: list[str] = []
-    model, _, run = _profile_on_a_trend()
-    config = preset("tiny-seasonal").replace(epochs=1, segments=2, chunk=24, start_weight=0.3)
     fit(model, config, [run], started=0.0, progress=False, notes=notes)
-    assert any("0.3 x the seasonal start's + 0.7 x the trained" in n for n in notes), notes
-    notes.clear()
+    assert model.shift is not None and model.gate is not None
+    assert any("1 x the seasonal start's + 0 x the trained" in n for n in notes), notes
+    assert not model.head.weight.any() and not model.gate.weight.any()
+    for layer, fitted in ((model.gate, gate), (model.shift, shift)):
+        np.testing.assert_allclose(layer.bias.detach().view(fitted.shape), fitted, rtol=1e-5)
+
+    torch.manual_seed(0)
+    np.random.seed(0)
     model, _, run = _profile_on_a_trend()
+    notes.clear()
     fit(model, config.replace(start_weight=0.0), [run], started=0.0, progress=False, notes=notes)
     assert not any("x the seasonal start's" in n for n in notes)
+    assert model.gate is not None and model.gate.weight.any()  # trained, not the start
 
 
 def test_a_start_weight_outside_0_to_1_is_a_clear_error(tiny_seasonal):
