@@ -123,14 +123,17 @@ def _restore(args: argparse.Namespace, config: TrainConfig, series: Series) -> T
     saved = torch.load(path, weights_only=True)
     # The graph's shape follows the saved training: a checkpoint from before `anchor`
     # existed (or trained with --anchor naive) has no shift terms.
+    # Its start weight is resolved again from the same data, as training did (a checkpoint
+    # from before `start_weight` existed was not blended).
     anchor = str(saved["config"].get("anchor", "naive"))
-    trained = train(config.replace(epochs=0, anchor=anchor), series=series, progress=False)
+    weight = saved["config"].get("start_weight", 0.0)
+    trained = train(
+        config.replace(epochs=0, anchor=anchor, start_weight=weight), series=series, progress=False
+    )
     trained.model.load_state_dict(saved["weights"])
     trained.model.eval()
-    # The artifact describes the training that made the weights, not this rebuild (a
-    # checkpoint from before `start_weight` existed was not blended).
-    blended = float(saved["config"].get("start_weight", 0.0))
-    trained.config = trained.config.replace(epochs=config.epochs, start_weight=blended)
+    # The artifact describes the training that made the weights, not this rebuild.
+    trained.config = trained.config.replace(epochs=config.epochs)
     trained.epochs_run = saved["epochs"]
     trained.seconds = saved["seconds"]
     trained.best_val_loss = saved["best_val_loss"]
@@ -152,7 +155,7 @@ def _describe(name: str, config: TrainConfig, series: Series) -> str:
         )
         + f"; MASE season {resolved.season}; memory {resolved.memory}"
         + (
-            f" (anchor {resolved.anchor}, start weight {resolved.start_weight:g})"
+            f" (anchor {resolved.anchor}, start weight {resolved.start_weight or 0:g})"
             if resolved.memory == "seasonal"
             else ""
         ),
@@ -217,7 +220,8 @@ def _parser() -> argparse.ArgumentParser:
         "--start-weight",
         type=float,
         help="with the fitted anchor, the seasonal start's share of the exported median "
-        "forecast (default 0.5; 0 = the trained model alone)",
+        "forecast (default: 0.5 on a series short enough for the short-series recipe, "
+        "else 0 = the trained model alone)",
     )
     knobs.add_argument(
         "--no-short-recipe",

@@ -53,7 +53,9 @@ class TrainConfig:
     anchor: str = "fitted"
     # With a seasonal start (anchor "fitted"): the exported median is this weight times
     # the start's forecast plus the rest times the trained model's (0 = trained only).
-    start_weight: float = 0.5
+    # None = 0.5 on a series short enough for the short-series recipe (where training
+    # carried poorly to the test), else 0 (training/resolve.py).
+    start_weight: float | None = None
     # -- training: truncated BPTT that carries state across consecutive chunks --------
     segments: int = 32  # parallel contiguous segments of the training series (batch)
     chunk: int = 96  # steps per backward pass; state is detached, not reset, between

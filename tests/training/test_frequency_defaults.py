@@ -147,3 +147,13 @@ def test_a_series_too_short_for_the_batches_trains_by_the_short_recipe():
     assert (fleet.segments, fleet.chunk) == (32, 96)
     tiny = sensor.replace(segments=4, chunk=32)  # 8 x 24 would give it fewer chunks
     assert resolve(tiny, _series("h", 600))[0].segments == 4
+
+
+def test_a_short_series_exports_half_its_seasonal_start_and_a_long_one_none():
+    sensor = preset("sensor")
+    twelve_weeks = _series("30min", 48 * 7 * 12)
+    assert resolve(sensor, twelve_weeks)[0].start_weight == 0.5
+    assert resolve(sensor, _series("30min", 48 * 7 * 60))[0].start_weight == 0.0
+    chosen = sensor.replace(start_weight=0.2)  # the user's value stands either way
+    assert resolve(chosen, twelve_weeks)[0].start_weight == 0.2
+    assert resolve(chosen, _series("30min", 48 * 7 * 60))[0].start_weight == 0.2
