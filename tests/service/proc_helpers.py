@@ -26,6 +26,9 @@ class ServiceProcess:
             "FORECAST_MODELS_DIR": str(models_dir),
             "FORECAST_LOG_LEVEL": "warning",
             "FORECAST_AUTH_DISABLED": "true",  # these tests are about state, not keys
+            # No snapshot unless a test asks for one (in its tmp_path): the default path
+            # is relative to the checkout, where a test must leave nothing behind.
+            "FORECAST_SNAPSHOT_PATH": "",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
