@@ -242,13 +242,17 @@ class Forecaster(nn.Module):
         if stream_std is not None:
             q = q * stream_std.unsqueeze(-1).unsqueeze(-1)  # stream units -> global units
             new_state.append(new_stats)
+        # Each seasonal readout shifts every quantile by its multiples of the terms.
         if seasonal is not None and self.gate is not None:
-            gates = self.gate(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
-            q = q + (gates * seasonal).sum(dim=2).unsqueeze(-1)  # shifts every quantile
+            q = q + self._seasonal_readout(self.gate, out, seasonal)
         if levels is not None and self.shift is not None:
-            shifts = self.shift(out).view(*out.shape[:2], len(spec.seasons), spec.horizon)
-            q = q + (shifts * levels.unsqueeze(-1)).sum(dim=2).unsqueeze(-1)
+            q = q + self._seasonal_readout(self.shift, out, levels.unsqueeze(-1))
         return q, anchor, new_state
+
+    def _seasonal_readout(self, layer: nn.Linear, out: Tensor, terms: Tensor) -> Tensor:
+        """sum over seasons of layer(out) [B,T,nL,H] x terms [B,T,nL,H or 1] -> [B,T,H,1]."""
+        weights = layer(out).view(*out.shape[:2], len(self.spec.seasons), self.spec.horizon)
+        return (weights * terms).sum(dim=2).unsqueeze(-1)
 
     def _stream_scale(self, z: Tensor, stats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """z [B,T,F] globally scaled; stats [B, 1+4k]: the count, then the sums and the
