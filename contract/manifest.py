@@ -117,6 +117,9 @@ class Verdict(_Strict):
     beats: list[str] = Field(default_factory=list, description="baselines the model beats")
     loses_to: list[str] = Field(default_factory=list, description="baselines it does not")
     coverage_80: float | None = Field(default=None, description="the 80% band's coverage")
+    origins: int | None = Field(
+        default=None, description="test origins the figures come from (few: the text says so)"
+    )
 
 
 class Memory(_Strict):

@@ -21,6 +21,9 @@ NAMES = {
     "garch": "GARCH(1,1)",
 }
 COVERAGE_BAND = (0.70, 0.90)  # an 80% band should cover within these
+# Below this many test origins the verdict says the ranking is thin: on a short series
+# (a 5-week one has 2 daily origins) one unusual day decides it.
+FEW_ORIGINS = 10
 
 
 class QualityGateError(RuntimeError):
@@ -60,6 +63,9 @@ def judge(scores: dict, mode: str) -> dict[str, object]:
             text += f"; it beats {', '.join(display(n) for n in beaten)}"
     if coverage is not None and not COVERAGE_BAND[0] <= coverage <= COVERAGE_BAND[1]:
         text += f"; WARNING: the 80% band covers {coverage:.0%} of actuals"
+    origins = scores.get("origins")
+    if origins is not None and origins < FEW_ORIGINS:
+        text += f"; only {origins} test origins: too few to rank the methods with confidence"
     verdict.update(
         best_baseline=best,
         best_baseline_value=others[best],
@@ -68,6 +74,7 @@ def judge(scores: dict, mode: str) -> dict[str, object]:
         beats=beaten,
         loses_to=lost,
         coverage_80=coverage,
+        origins=origins,
         text=text,
     )
     return verdict

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from training.pipeline import build_artifact
-from training.verdict import QualityGateError, judge, require
+from training.verdict import FEW_ORIGINS, QualityGateError, judge, require
 
 
 def _scores(model, **baselines):
@@ -35,6 +35,18 @@ def test_every_baseline_the_model_loses_to_is_named():
         "WARNING: model loses to MSTL by 12% (MAE), and to seasonal naive 1 year; "
         "it beats seasonal naive 1 week"
     )
+
+
+def test_a_verdict_on_few_origins_says_the_ranking_is_thin():
+    few = {**_scores(82.0, mstl=100.0), "origins": 2}
+    v = judge(few, "level")
+    assert v["text"] == (
+        "model MAE 18% below the best baseline (MSTL); "
+        "only 2 test origins: too few to rank the methods with confidence"
+    )
+    assert v["origins"] == 2
+    enough = judge({**_scores(82.0, mstl=100.0), "origins": FEW_ORIGINS}, "level")
+    assert enough["text"] == "model MAE 18% below the best baseline (MSTL)"
 
 
 def test_price_models_are_judged_on_pinball():
