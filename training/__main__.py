@@ -25,6 +25,7 @@ import torch
 from training import frequency as freq
 from training.config import PRESETS, TrainConfig, preset
 from training.data import DataError, FillPolicy, Series, load
+from training.export import ExportError
 from training.pipeline import build_artifact, evaluation
 from training.resolve import resolve
 from training.train import Trained, limit_rows, train
@@ -33,6 +34,7 @@ from training.verdict import QualityGateError, check_name, display
 DEFAULT_MODELS = ("elec-demand", "sp500")
 COMMANDS = ["all", "train", "evaluate", "export", "ensure", "configs", "suite"]
 GATE_FAILED = 3  # exit status when --require-beat is not met
+EXPORT_FAILED = 4  # exit status when the exported graph fails its checks
 
 
 def _series(args: argparse.Namespace, dataset: str) -> Series:
@@ -308,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     except QualityGateError as exc:
         print(f"quality gate: {exc}", file=sys.stderr)
         return GATE_FAILED
+    except ExportError as exc:
+        # The graph does not reproduce the trained model; staging is removed, so no
+        # artifact a service could load is left behind.
+        print(f"export failed: {exc}; nothing was exported", file=sys.stderr)
+        return EXPORT_FAILED
     return 0
 
 

@@ -36,6 +36,8 @@ from contract.manifest import (
 from training.model import Forecaster
 
 OPSET = 18
+# Two forecasts (or states) agree when every difference is within this fraction of the
+# value's magnitude plus its scale (parity_error).
 PARITY_TOLERANCE = 1e-4
 
 
@@ -117,6 +119,7 @@ def check_parity(model: Forecaster, path: Path, x: np.ndarray) -> dict[str, floa
     x: [T, F] real rows; B>1 uses shifted copies so the batch rows differ.
     """
     sess = session(path)
+    scales = [forecast_scale(model)] + [1.0] * len(model.spec.state_shapes())
     steps = min(len(x) - 3, 24)
     batch = np.stack([x[:steps], x[1 : steps + 1], x[2 : steps + 2]]).astype(np.float32)
     worst = {"torch_vs_ort": 0.0, "steps_vs_sequence": 0.0}
@@ -125,21 +128,35 @@ def check_parity(model: Forecaster, path: Path, x: np.ndarray) -> dict[str, floa
         seq_fc, seq_state = run_graph(sess, model, xb, zero)
         with torch.no_grad():
             ref = model(torch.from_numpy(xb), *[torch.from_numpy(s) for s in zero])
-        for mine, theirs in zip([seq_fc, *seq_state], ref, strict=True):
-            worst["torch_vs_ort"] = max(worst["torch_vs_ort"], _rel_err(mine, theirs.numpy()))
+        for mine, theirs, scale in zip([seq_fc, *seq_state], ref, scales, strict=True):
+            err = parity_error(mine, theirs.numpy(), scale)
+            worst["torch_vs_ort"] = max(worst["torch_vs_ort"], err)
         state = zero
         for t in range(xb.shape[1]):
             step_fc, state = run_graph(sess, model, xb[:, t : t + 1], state)
-        for mine, theirs in zip([step_fc, *state], [seq_fc, *seq_state], strict=True):
-            worst["steps_vs_sequence"] = max(worst["steps_vs_sequence"], _rel_err(mine, theirs))
+        for mine, theirs, scale in zip(
+            [step_fc, *state], [seq_fc, *seq_state], scales, strict=True
+        ):
+            err = parity_error(mine, theirs, scale)
+            worst["steps_vs_sequence"] = max(worst["steps_vs_sequence"], err)
     for name, err in worst.items():
         if err > PARITY_TOLERANCE:
             raise ExportError(f"parity {name}: relative error {err:.2e} > {PARITY_TOLERANCE}")
     return worst
 
 
-def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b) / (1.0 + np.abs(b)))) if a.size else 0.0
+def forecast_scale(model: Forecaster) -> float:
+    """The target's spread in raw units (its training std, at least 1): what a
+    forecast's float32 rounding is relative to. A forecast near zero on a series in the
+    thousands (a pedestrian count at night) is a difference of terms in the thousands,
+    so its rounding is ~1e-4 in absolute terms however right the graph is."""
+    return max(float(model.x_std[model.spec.target_index]), 1.0)
+
+
+def parity_error(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> float:
+    """max |a - b| / (|b| + scale): relative to the value, or to the scale near zero.
+    Scaled state is O(1), so its scale is 1."""
+    return float(np.max(np.abs(a - b) / (scale + np.abs(b)))) if a.size else 0.0
 
 
 def sha256(path: Path) -> str:

@@ -27,7 +27,9 @@ from training.export import (
     ExportError,
     check_parity,
     export_onnx,
+    forecast_scale,
     manifest,
+    parity_error,
     run_graph,
     session,
     write_manifest,
@@ -117,7 +119,7 @@ def streamed_parity(
     difference from the offline forecasts, streamed MAE). Raises ExportError past 1e-4."""
     assert trained.config.horizon is not None
     streamed = streamed_forecasts(trained, graph, at)
-    stream_err = float(np.max(np.abs(streamed - forecast) / (1.0 + np.abs(forecast))))
+    stream_err = parity_error(streamed, forecast, forecast_scale(trained.model))
     truth = evaluate.actuals(y, at, trained.config.horizon)
     streamed_scores = evaluate.metrics(
         streamed, truth, tuple(trained.config.quantiles), scores["mase_scale"]
@@ -156,9 +158,14 @@ def build_artifact(trained: Trained, out_root: Path, require_beat: str | None = 
 
 def staged(final: Path, write: Callable[[Path], None]) -> Path:
     """Run `write` into a hidden staging folder beside `final`, then move it into place;
-    on any failure remove what was staged (and the model folder if this run made it)."""
+    on any failure remove what was staged and every folder this run made for it."""
     staging = final.parent / f".{final.name}.staging-{os.getpid()}"
-    created_parent = not final.parent.exists()
+    # The outermost folder this run creates (e.g. a new --out root), removed on failure.
+    created: Path | None = None
+    for folder in (final.parent, *final.parent.parents):
+        if folder.exists():
+            break
+        created = folder
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
@@ -172,8 +179,8 @@ def staged(final: Path, write: Callable[[Path], None]) -> Path:
             staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created_parent:
-            shutil.rmtree(final.parent, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
     return final
 

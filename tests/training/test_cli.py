@@ -143,6 +143,22 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, command):
     assert not out.exists()
 
 
+def test_a_failed_export_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import training.__main__ as cli
+    import training.pipeline
+    from training.export import ExportError
+
+    def broken(*_args, **_kwargs):  # fault injection: the graph disagrees with torch
+        raise ExportError("parity torch_vs_ort: relative error 3.00e-02 > 0.0001")
+
+    monkeypatch.setattr(training.pipeline, "check_parity", broken)
+    out = tmp_path / "m"
+    argv = ["all", "--config", "tiny-sensor", "--runs", str(tmp_path / "r"), "--out", str(out)]
+    assert cli.main([*argv, "--quiet"]) == cli.EXPORT_FAILED
+    assert "export failed: parity torch_vs_ort" in capsys.readouterr().err
+    assert not out.exists()  # not even the --out folder this run made
+
+
 def test_ensure_trains_only_the_missing_default_models(tmp_path, monkeypatch, capsys):
     """`make serve` runs `python -m training ensure --out models`: it builds each default
     model missing from --out and leaves present ones alone. Run here with the tiny

@@ -12,10 +12,13 @@ import torch
 from contract.manifest import ServingSpec, validate_manifest
 from training import evaluate
 from training.export import (
+    PARITY_TOLERANCE,
     ExportError,
     assert_dynamic_axes,
     check_parity,
     export_onnx,
+    forecast_scale,
+    parity_error,
     run_graph,
     session,
     sha256,
@@ -99,6 +102,22 @@ def test_a_broken_graph_fails_the_parity_check(tiny_sensor, tmp_path):
         other.head.bias.add_(1.0)
     with pytest.raises(ExportError, match="torch_vs_ort"):
         check_parity(other, path, tiny_sensor.x[:40])
+
+
+def test_parity_is_measured_against_the_series_scale(tiny_sensor):
+    # A count in the thousands forecast near zero at night: float32 cancellation leaves
+    # ~1e-4 in absolute terms (seen at export of a pedestrian model), not a wrong graph.
+    offline = np.array([0.1928, 2950.0, 12.5])
+    rounded = offline + np.array([1.2e-4, 2.4e-4, 0.0])
+    assert parity_error(rounded, offline, scale=1.0) > PARITY_TOLERANCE  # the old measure
+    assert parity_error(rounded, offline, scale=900.0) < 1e-6
+    # A real difference, a hundredth of the scale, still fails.
+    wrong = offline + np.array([9.0, 0.0, 0.0])
+    assert parity_error(wrong, offline, scale=900.0) > PARITY_TOLERANCE
+    # The scale is the target's training std in raw units, never below 1.
+    model = tiny_sensor.model
+    std = float(model.x_std[model.spec.target_index])
+    assert forecast_scale(model) == max(std, 1.0)
 
 
 @pytest.mark.parametrize("kind", KINDS)
