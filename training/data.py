@@ -160,6 +160,10 @@ def from_frame(
         values = values.sort_index()  # documented: files need not be sorted
 
     frequency = frequency or _infer_frequency(values.index, source)
+    try:
+        freq.step_seconds(frequency)  # one the model can step by, checked before anything
+    except freq.UnsupportedFrequency as exc:
+        raise DataError(f"{source}: {exc}") from None
     values, report = _onto_grid(values, frequency, fill, source)
     if len(values) < MIN_ROWS:
         raise DataError(

@@ -16,11 +16,36 @@ WEEK = 7 * DAY
 YEAR = 31_556_952  # mean Gregorian year, as the day_of_year time feature uses
 
 
+class UnsupportedFrequency(ValueError):
+    """A frequency whose steps have no fixed length (months, quarters, years, business
+    hours) or are shorter than a second: the service steps streams by a fixed period
+    (or by business days), so a model of such steps could not be served."""
+
+
 def step_seconds(frequency: str) -> int:
-    """The nominal length of one step; a business day counts as one day."""
+    """The length of one step; a business day counts as one day. A week anchored on a
+    weekday ("W-SUN", what pandas infers for weekly data) is 7 days."""
     if _is_business(frequency):
         return DAY
-    return int(pd.Timedelta(pd.tseries.frequencies.to_offset(frequency)).total_seconds())
+    try:
+        offset = pd.tseries.frequencies.to_offset(frequency)
+    except ValueError:
+        raise UnsupportedFrequency(f"unknown frequency {frequency!r}") from None
+    if isinstance(offset, pd.offsets.Week):
+        seconds = float(offset.n * WEEK)
+    elif isinstance(offset, pd.offsets.Tick):
+        seconds = pd.Timedelta(offset).total_seconds()
+    else:
+        raise UnsupportedFrequency(
+            f"frequency {frequency!r} has steps of varying length (calendar months, "
+            "quarters, years or business hours); a model steps by a fixed period (e.g. "
+            "5min, h, D, W) or by business days (B): resample the data to one of those"
+        )
+    if seconds < 1 or not seconds.is_integer():
+        raise UnsupportedFrequency(
+            f"frequency {frequency!r}: a step must be a whole number of seconds, at least 1"
+        )
+    return int(seconds)
 
 
 def _is_business(frequency: str) -> bool:

@@ -46,6 +46,29 @@ def test_seasons_are_named_by_their_period_in_time(steps, alias, text, words):
     assert freq.steps_of_label(text, alias) == steps
 
 
+@pytest.mark.parametrize(("alias", "weeks"), [("W", 1), ("W-SUN", 1), ("W-MON", 1), ("2W-WED", 2)])
+def test_a_week_anchored_on_a_weekday_is_seven_days(alias, weeks):
+    # pandas infers "W-<day>" for weekly data; its length is fixed although its offset
+    # is not a plain span of time.
+    assert freq.step_seconds(alias) == weeks * freq.WEEK
+    assert freq.default_horizon(alias) == 4
+
+
+@pytest.mark.parametrize("alias", ["MS", "ME", "QS-JAN", "QE-DEC", "YS-JAN", "bh", "ms"])
+def test_steps_without_a_fixed_length_of_whole_seconds_are_refused(alias):
+    with pytest.raises(freq.UnsupportedFrequency, match=repr(alias)):
+        freq.step_seconds(alias)
+
+
+def test_weekly_data_loads_and_monthly_data_is_a_clear_error():
+    weekly = _series("W-MON", 300)
+    assert weekly.frequency == "W-MON" and weekly.frequency_seconds == freq.WEEK
+    config, _ = resolve(preset("sensor"), weekly)
+    assert config.horizon == 4 and config.seasons == ()  # 52.18 weeks: no whole year
+    with pytest.raises(DataError, match=r"s\.csv: frequency 'MS' has steps of varying length"):
+        _series("MS", 240)
+
+
 def test_a_period_that_is_no_whole_number_of_steps_is_refused():
     with pytest.raises(ValueError, match="not a whole number"):
         freq.steps_of_label("90min", "h")
