@@ -123,7 +123,11 @@ def from_frame(
     if len(frame) < MIN_ROWS:
         raise DataError(f"{source}: too few rows ({len(frame)}); need at least {MIN_ROWS}")
 
-    times = pd.to_datetime(frame[time_column], errors="coerce", utc=False)
+    # Every time becomes a UTC instant, as the service reads a timestamp: one with a zone
+    # or offset is converted, one without is taken as UTC (docs/artifact.md). A local-time
+    # export whose offset changes with daylight saving is then a regular grid, with no
+    # repeated or missing hour, and its clock features are the service's.
+    times = pd.to_datetime(frame[time_column], errors="coerce", utc=True)
     bad = times.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -132,9 +136,7 @@ def from_frame(
             f"{source}: unparseable time {value!r} in column {time_column!r} "
             f"in data row {row + 1} (rows counted from 1, header not counted)"
         )
-    if getattr(times.dt, "tz", None) is not None:
-        # The models work in wall-clock time without a zone; see docs/artifact.md.
-        times = times.dt.tz_localize(None)
+    times = times.dt.tz_localize(None)  # UTC, without the zone the models do not carry
     index = pd.DatetimeIndex(times.to_numpy(), name="ts")
 
     values = pd.DataFrame(index=index)
@@ -155,7 +157,10 @@ def from_frame(
 
     if values.index.has_duplicates:
         dup = values.index[values.index.duplicated()][0]
-        raise DataError(f"{source}: duplicate timestamp {dup}")
+        raise DataError(
+            f"{source}: duplicate timestamp {dup} (local time repeating an hour when the "
+            "clocks go back? give each time with its UTC offset, e.g. 2023-10-29T02:00+01:00)"
+        )
     if not values.index.is_monotonic_increasing:
         values = values.sort_index()  # documented: files need not be sorted
 

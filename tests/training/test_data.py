@@ -142,6 +142,32 @@ def test_unsorted_rows_are_put_in_time_order(tmp_path):
     assert s.frame.index.is_monotonic_increasing and s.frame["load"].iloc[0] == 0.0
 
 
+def test_local_times_with_daylight_saving_offsets_become_utc_instants():
+    # A local-time export: the offset changes at the clock changes, so its wall-clock
+    # hours repeat (October) and skip (March); as UTC instants the grid is regular.
+    local = pd.date_range("2023-03-20", "2023-11-10", freq="h", tz="Europe/Paris")
+    frame = pd.DataFrame({"ts": [t.isoformat() for t in local], "v": np.arange(len(local))})
+    s = data.from_frame(frame, name="x", source="x.csv", time_column="ts")
+    assert s.frequency == "h" and len(s.frame) == len(local)
+    assert (s.frame.index == local.tz_convert("UTC").tz_localize(None)).all()
+    assert s.frame["v"].tolist() == list(range(len(local)))  # nothing filled or dropped
+    # Times with a zone or none, as the service reads them: "Z" and no zone are both UTC.
+    z = data.from_frame(
+        frame.assign(ts=[t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ") for t in local]),
+        name="z",
+        source="z.csv",
+        time_column="ts",
+    )
+    assert (z.frame.index == s.frame.index).all()
+
+
+def test_local_wall_clock_times_repeating_an_hour_name_the_clock_change():
+    wall = pd.date_range("2023-10-01", "2023-11-10", freq="h", tz="Europe/Paris")
+    frame = pd.DataFrame({"ts": wall.tz_localize(None).astype(str), "v": 1.0})
+    with pytest.raises(DataError, match=r"duplicate timestamp 2023-10-29 02:00:00 \(local"):
+        data.from_frame(frame, name="x", source="x.csv", time_column="ts")
+
+
 def test_unknown_dataset_names_the_choices():
     with pytest.raises(DataError, match="vic_elec"):
         data.load("no_such_set")
