@@ -127,7 +127,7 @@ def from_frame(
     # or offset is converted, one without is taken as UTC (docs/artifact.md). A local-time
     # export whose offset changes with daylight saving is then a regular grid, with no
     # repeated or missing hour, and its clock features are the service's.
-    times = pd.to_datetime(frame[time_column], errors="coerce", utc=True)
+    times = _times(frame[time_column], source)
     bad = times.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -177,6 +177,24 @@ def from_frame(
     target = target or value_columns[0]
     inputs = (target, *[c for c in value_columns if c != target])
     return Series(name, source, values, frequency, target, inputs, report)
+
+
+EPOCH_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z, the service's last timestamp
+
+
+def _times(column: pd.Series, source: str) -> pd.Series:
+    """Parsed times (NaT where unparseable). Numbers are epoch seconds, as the service
+    reads them; pandas alone would take them as nanoseconds."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        seconds = pd.to_numeric(column, errors="coerce").astype(float)
+        if seconds.abs().max() > EPOCH_SECONDS_MAX:
+            raise DataError(
+                f"{source}: time column {column.name!r} holds numbers, read as epoch "
+                f"seconds, but {seconds.abs().max():.0f} is past the year 9999 "
+                "(milliseconds? divide by 1000)"
+            )
+        return pd.to_datetime(seconds, unit="s", utc=True)
+    return pd.to_datetime(column, errors="coerce", utc=True)
 
 
 def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str:
@@ -303,6 +321,30 @@ def _run_text(index: pd.DatetimeIndex, start: int, length: int, noun: str = "val
     return f"{length} {noun}s in a row from {index[start]} to {index[start + length - 1]}"
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV (comma, semicolon, tab or bar separated) or Parquet file, as a frame."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        separator = _separator(path)
+        # A semicolon-separated file usually writes decimals with a comma (20,5); a
+        # value written 20.5 stays text here and is still parsed as a number later.
+        return pd.read_csv(path, sep=separator, decimal="," if separator == ";" else ".")
+    except Exception as exc:  # pandas raises many kinds; the user needs the reason
+        raise DataError(f"{path}: cannot read file: {exc}") from exc
+
+
+def _separator(path: Path) -> str:
+    """The separator the header line uses most (column names rarely contain one)."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        header = file.readline()
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
 def load_file(
     path: str | Path,
     *,
@@ -314,15 +356,7 @@ def load_file(
 ) -> Series:
     """A user CSV or Parquet file with a time column and value columns."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-    except Exception as exc:  # pandas raises many kinds; the user needs the reason
-        raise DataError(f"{path}: cannot read file: {exc}") from exc
+    frame = read_table(path)
     return from_frame(
         frame,
         name=path.stem,

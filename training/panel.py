@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.data import DataError, FillPolicy, Series, from_frame
+from training.data import DataError, FillPolicy, Series, from_frame, read_table
 
 MAX_SERIES = 500  # one streamed validation pass per series per epoch; beyond, sample
 
@@ -93,16 +93,7 @@ def panel_from_frame(
 def load_panel(path: str | Path, *, id_column: str, **options: object) -> Panel:
     """A long-format CSV or Parquet file: an id column, a time column, value columns."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    try:
-        frame = (
-            pd.read_parquet(path)
-            if path.suffix.lower() in (".parquet", ".pq")
-            else (pd.read_csv(path))
-        )
-    except Exception as exc:  # pandas raises many kinds; the user needs the reason
-        raise DataError(f"{path}: cannot read file: {exc}") from exc
+    frame = read_table(path)
     return panel_from_frame(
         frame,
         name=path.stem,

@@ -67,6 +67,30 @@ def test_user_file_loads_with_inferred_frequency(tmp_path, suffix):
     assert s.frame["load"].iloc[-1] == 299.0
 
 
+@pytest.mark.parametrize(
+    ("separator", "decimal"), [(";", ","), (";", "."), ("\t", "."), ("|", ".")]
+)
+def test_a_csv_with_another_separator_loads(tmp_path, separator, decimal):
+    # European exports: semicolons, usually with decimal commas.
+    frame = _good().assign(load=lambda f: f["load"] + 0.25)
+    text = frame.to_csv(index=False, sep=separator, decimal=decimal)
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    s = data.load_file(path, time_column="ts")
+    assert s.inputs == ("load", "temp") and s.frequency in ("h", "H")
+    assert s.frame["load"].iloc[-1] == 299.25
+
+
+def test_numeric_times_are_epoch_seconds_as_the_service_reads_them(tmp_path):
+    frame = _good()
+    seconds = frame.assign(ts=frame["ts"].astype("int64") // 10**9)
+    s = data.load_file(_write(tmp_path, seconds), time_column="ts")
+    assert s.frequency in ("h", "H") and s.frame.index[0] == pd.Timestamp("2020-01-01")
+    millis = frame.assign(ts=frame["ts"].astype("int64") // 10**6)
+    with pytest.raises(DataError, match=r"'ts' holds numbers.*\(milliseconds\? divide by 1000\)"):
+        data.load_file(_write(tmp_path, millis, "ms.csv"), time_column="ts")
+
+
 def _bad(kind):
     frame = _good()
     if kind == "missing column":
