@@ -169,7 +169,9 @@ def from_frame(
         freq.step_seconds(frequency)  # one the model can step by, checked before anything
     except freq.UnsupportedFrequency as exc:
         raise DataError(f"{source}: {exc}") from None
+    values, snapped = _snap(values, frequency, source)
     values, report = _onto_grid(values, frequency, fill, source)
+    report.update(snapped)
     if len(values) < MIN_ROWS:
         raise DataError(
             f"{source}: too few rows ({len(values)}) after --fill {fill}; need at least {MIN_ROWS}"
@@ -179,6 +181,11 @@ def from_frame(
     return Series(name, source, values, frequency, target, inputs, report)
 
 
+# A time this close to the grid (as a fraction of a step) is a reading of that step.
+SNAP_FRACTION = 0.1
+# Steps a clock is usually set to, in seconds: what a jittery spacing is rounded to.
+USUAL_STEPS: tuple[int, ...] = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200)
+USUAL_STEPS += (1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 EPOCH_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z, the service's last timestamp
 
 
@@ -199,13 +206,54 @@ def _times(column: pd.Series, source: str) -> pd.Series:
 
 def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str:
     inferred = pd.infer_freq(index[: min(len(index), 2000)])
-    if inferred is None:
-        # A few gaps defeat pandas' inference; the most common step is the grid.
-        steps = pd.Series(np.diff(index.asi8)).value_counts()
-        if len(steps) and steps.iloc[0] >= 0.9 * (len(index) - 1):
-            return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps.index[0]))).freqstr
-        raise DataError(f"{source}: cannot infer a regular frequency; pass --frequency")
-    return inferred
+    if inferred is not None:
+        return inferred
+    # A few gaps defeat pandas' inference; the most common step is the grid.
+    diffs = np.diff(index.asi8)
+    steps = pd.Series(diffs).value_counts()
+    if len(steps) and steps.iloc[0] >= 0.9 * (len(index) - 1):
+        return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps.index[0]))).freqstr
+    # A sensor clock that jitters: the usual step its median spacing is close to (the
+    # times are then snapped onto that grid, or refused, by _snap).
+    median = float(np.median(diffs)) / 1e9 if len(diffs) else 0.0
+    if median > 0:
+        usual = min(USUAL_STEPS, key=lambda step: abs(median - step) / step)
+        if abs(median - usual) <= SNAP_FRACTION * usual:
+            return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=usual)).freqstr
+    raise DataError(f"{source}: cannot infer a regular frequency; pass --frequency")
+
+
+def _snap(
+    values: pd.DataFrame, frequency: str, source: str
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Times within SNAP_FRACTION of a step of the grid moved onto it, as the service
+    counts a reading a little early or late as the next period. The grid is the
+    step's multiples from the epoch when the first time is near one, else it starts at
+    the first time. Farther off, nothing moves (the grid check then refuses)."""
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    if not isinstance(offset, pd.offsets.Tick):
+        return values, {}  # calendar grids (business days, weeks on a weekday): dates
+    step = freq.step_seconds(frequency) * 10**9
+    times = values.index.asi8
+    tolerance = SNAP_FRACTION * step
+    anchor = (int(times[0]) + step // 2) // step * step  # the nearest multiple
+    if abs(times[0] - anchor) > tolerance:
+        anchor = int(times[0])
+    grid = anchor + np.rint((times - anchor) / step).astype(np.int64) * step
+    moved = np.abs(times - grid)
+    if not moved.any() or moved.max() > tolerance:
+        return values, {}
+    index = pd.DatetimeIndex(grid, name=values.index.name)
+    if index.has_duplicates:
+        raise DataError(
+            f"{source}: two readings in one {frequency!r} step at {index[index.duplicated()][0]} "
+            f"(times within {SNAP_FRACTION:.0%} of a step are snapped onto the grid)"
+        )
+    report: dict[str, object] = {
+        "snapped_timestamps": int(np.count_nonzero(moved)),
+        "max_snap_seconds": float(moved.max()) / 1e9,
+    }
+    return values.set_axis(index), report
 
 
 def _onto_grid(
@@ -220,7 +268,8 @@ def _onto_grid(
     if len(extra):
         raise DataError(
             f"{source}: {len(extra)} timestamp(s) off the {frequency!r} grid, first at "
-            f"{extra[0]}; pass the right --frequency"
+            f"{extra[0]}; pass the right --frequency (times within "
+            f"{SNAP_FRACTION:.0%} of a step of the grid are snapped onto it)"
         )
     absent = len(expected) - len(values)
     values = values.reindex(expected).rename_axis("ts")

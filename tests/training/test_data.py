@@ -91,6 +91,35 @@ def test_numeric_times_are_epoch_seconds_as_the_service_reads_them(tmp_path):
         data.load_file(_write(tmp_path, millis, "ms.csv"), time_column="ts")
 
 
+def _jittered(seconds, n=400, step="5min"):
+    # A sensor clock: every reading a few seconds early or late (deterministic).
+    grid = pd.date_range("2024-01-01", periods=n, freq=step)
+    offsets = np.random.default_rng(7).uniform(-seconds, seconds, n)
+    return grid, pd.DataFrame({"ts": grid + pd.to_timedelta(offsets, unit="s"), "v": np.arange(n)})
+
+
+@pytest.mark.parametrize("given", [None, "5min"])
+def test_a_jittery_clock_is_snapped_onto_its_grid(given):
+    grid, frame = _jittered(20.0)  # within 10% of the 5-minute step
+    s = data.from_frame(frame, name="j", source="j.csv", time_column="ts", frequency=given)
+    assert s.frequency == "5min" and (s.frame.index == grid).all()
+    assert s.frame["v"].tolist() == list(range(len(grid)))  # every reading, in its own step
+    assert s.fill["snapped_timestamps"] == len(grid)
+    assert 0 < s.fill["max_snap_seconds"] <= 20.0
+    exact = data.from_frame(frame.assign(ts=grid), name="e", source="e.csv", time_column="ts")
+    assert "snapped_timestamps" not in exact.fill
+
+
+def test_times_too_far_off_the_grid_or_two_in_one_step_are_refused():
+    _, frame = _jittered(60.0)  # up to 20% of the step: not a jittery clock
+    with pytest.raises(DataError, match="off the '5min' grid"):
+        data.from_frame(frame, name="j", source="j.csv", time_column="ts", frequency="5min")
+    grid, frame = _jittered(5.0)
+    frame.loc[10, "ts"] = grid[11] - pd.Timedelta(seconds=8)  # two readings near 00:55
+    with pytest.raises(DataError, match=r"two readings in one '5min' step at 2024-01-01 00:55"):
+        data.from_frame(frame, name="j", source="j.csv", time_column="ts")
+
+
 def _bad(kind):
     frame = _good()
     if kind == "missing column":
