@@ -186,6 +186,7 @@ SNAP_FRACTION = 0.1
 # Steps a clock is usually set to, in seconds: what a jittery spacing is rounded to.
 USUAL_STEPS: tuple[int, ...] = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200)
 USUAL_STEPS += (1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
+DAY_NS = 86_400 * 10**9
 EPOCH_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z, the service's last timestamp
 
 
@@ -211,14 +212,19 @@ def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str:
     # A few gaps defeat pandas' inference; the most common step is the grid.
     diffs = np.diff(index.asi8)
     steps = pd.Series(diffs).value_counts()
-    if len(steps) and steps.iloc[0] >= 0.9 * (len(index) - 1):
+    if not len(steps):
+        raise DataError(f"{source}: cannot infer a regular frequency; pass --frequency")
+    if steps.index[0] == DAY_NS and not (index.dayofweek >= 5).any():
+        return "B"  # daily without a weekend: trading days, their holidays absent
+    if steps.iloc[0] >= 0.9 * (len(index) - 1):
         return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps.index[0]))).freqstr
-    # A sensor clock that jitters: the usual step its median spacing is close to (the
+    # A sensor clock that jitters: nearly every spacing is close to one usual step (the
     # times are then snapped onto that grid, or refused, by _snap).
-    median = float(np.median(diffs)) / 1e9 if len(diffs) else 0.0
+    median = float(np.median(diffs)) / 1e9
     if median > 0:
         usual = min(USUAL_STEPS, key=lambda step: abs(median - step) / step)
-        if abs(median - usual) <= SNAP_FRACTION * usual:
+        near = np.abs(diffs / 1e9 - usual) <= 2 * SNAP_FRACTION * usual
+        if near.mean() >= 0.9:
             return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=usual)).freqstr
     raise DataError(f"{source}: cannot infer a regular frequency; pass --frequency")
 
@@ -291,6 +297,11 @@ def _onto_grid(
                 f"from the {frequency!r} grid (every column); the fill policy is --fill "
                 f"none: pass --fill interpolate:{length} (or carry:{length}) to fill gaps "
                 f"that long"
+                + (
+                    f" (prices on market holidays: carry:{length}, a zero return)"
+                    if freq.is_business(frequency)
+                    else ""
+                )
             )
         assert value_run is not None
         column, start, length = value_run

@@ -25,7 +25,7 @@ class UnsupportedFrequency(ValueError):
 def step_seconds(frequency: str) -> int:
     """The length of one step; a business day counts as one day. A week anchored on a
     weekday ("W-SUN", what pandas infers for weekly data) is 7 days."""
-    if _is_business(frequency):
+    if is_business(frequency):
         return DAY
     try:
         offset = pd.tseries.frequencies.to_offset(frequency)
@@ -48,17 +48,17 @@ def step_seconds(frequency: str) -> int:
     return int(seconds)
 
 
-def _is_business(frequency: str) -> bool:
+def is_business(frequency: str) -> bool:
     return frequency.upper() in ("B", "1B", "C")
 
 
 def is_intraday(frequency: str) -> bool:
-    return not _is_business(frequency) and step_seconds(frequency) < DAY
+    return not is_business(frequency) and step_seconds(frequency) < DAY
 
 
 def steps_in(period_seconds: int, frequency: str) -> int | None:
     """Whole steps in a period (day, week, year), or None if the period is no multiple."""
-    if _is_business(frequency):
+    if is_business(frequency):
         return {DAY: 1, WEEK: 5, YEAR: 260}.get(period_seconds)
     step = step_seconds(frequency)
     if period_seconds == YEAR and step == DAY:
@@ -74,7 +74,7 @@ def default_seasons(frequency: str) -> tuple[int, ...]:
     Intraday: a day and a week. Daily: a week and a year. Business days: a week.
     Weekly and longer: a year when it is a whole number of steps.
     """
-    if _is_business(frequency):
+    if is_business(frequency):
         return (5,)
     step = step_seconds(frequency)
     periods: tuple[int, ...]
@@ -90,7 +90,7 @@ def default_seasons(frequency: str) -> tuple[int, ...]:
 
 def default_horizon(frequency: str) -> int:
     """One day of intraday data, one week of daily data, 5 business days, else 4 steps."""
-    if _is_business(frequency):
+    if is_business(frequency):
         return 5
     step = step_seconds(frequency)
     if step < DAY:
@@ -104,7 +104,7 @@ def default_time_features(frequency: str, mode: str) -> tuple[str, ...]:
     """Clock features that can vary between steps of this frequency."""
     if mode == "returns":
         return ()  # prices: the calendar adds noise, not signal, to daily returns
-    if _is_business(frequency):
+    if is_business(frequency):
         return ("day_of_week",)
     step = step_seconds(frequency)
     if step < DAY:
@@ -116,7 +116,7 @@ def default_time_features(frequency: str, mode: str) -> tuple[str, ...]:
 
 def label(steps: int, frequency: str) -> str:
     """A season in time for baseline names: 48 half-hours -> '1d', 336 -> '1w'."""
-    if _is_business(frequency):
+    if is_business(frequency):
         if steps % 5 == 0:
             return f"{steps // 5}w"
         return f"{steps}bd"
@@ -138,7 +138,7 @@ def steps_of_label(text: str, frequency: str) -> int:
     count = int(number)
     if unit == "steps":
         return count
-    if _is_business(frequency):
+    if is_business(frequency):
         sizes = {"w": 5, "bd": 1, "d": 1}
         if unit in sizes:
             return count * sizes[unit]

@@ -120,6 +120,20 @@ def test_times_too_far_off_the_grid_or_two_in_one_step_are_refused():
         data.from_frame(frame, name="j", source="j.csv", time_column="ts")
 
 
+def test_daily_rows_without_weekends_are_trading_days():
+    # A user's stock file: weekdays only, market holidays absent.
+    days = pd.bdate_range("2020-01-01", periods=400)
+    holidays = [days[10], days[200]]
+    frame = pd.DataFrame({"ts": days.drop(holidays), "close": 100.0 + np.arange(398)})
+    with pytest.raises(DataError, match=r"absent from the 'B' grid.*carry:1, a zero return"):
+        data.from_frame(frame, name="p", source="p.csv", time_column="ts")
+    s = data.from_frame(
+        frame, name="p", source="p.csv", time_column="ts", fill=data.FillPolicy.parse("carry:1")
+    )
+    assert s.frequency == "B" and len(s.frame) == 400
+    assert s.frame["close"].loc[holidays[0]] == s.frame["close"].loc[days[9]]  # carried
+
+
 def _bad(kind):
     frame = _good()
     if kind == "missing column":
