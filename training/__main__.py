@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as exc:
         # The graph does not reproduce the trained model; staging is removed, so no
         # artifact a service could load is left behind.
-        print(f"export failed: {exc}; nothing was exported", file=sys.stderr)
+        print(f"export failed: {exc}; that model was not exported", file=sys.stderr)
         return EXPORT_FAILED
     return 0
 

@@ -15,6 +15,7 @@ model's own median forecast, see docs/artifact.md.)
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +124,6 @@ def from_frame(
     if len(frame) < MIN_ROWS:
         raise DataError(f"{source}: too few rows ({len(frame)}); need at least {MIN_ROWS}")
 
-    # Every time becomes a UTC instant, as the service reads a timestamp: one with a zone
-    # or offset is converted, one without is taken as UTC (docs/artifact.md). A local-time
-    # export whose offset changes with daylight saving is then a regular grid, with no
-    # repeated or missing hour, and its clock features are the service's.
     times = _times(frame[time_column], source)
     bad = times.isna()
     if bad.any():
@@ -136,8 +133,7 @@ def from_frame(
             f"{source}: unparseable time {value!r} in column {time_column!r} "
             f"in data row {row + 1} (rows counted from 1, header not counted)"
         )
-    times = times.dt.tz_localize(None)  # UTC, without the zone the models do not carry
-    index = pd.DatetimeIndex(times.to_numpy(), name="ts")
+    index = pd.DatetimeIndex(times.to_numpy(), name="ts").as_unit("ns")
 
     values = pd.DataFrame(index=index)
     for column in value_columns:
@@ -181,28 +177,59 @@ def from_frame(
     return Series(name, source, values, frequency, target, inputs, report)
 
 
+SEPARATORS = (",", ";", "\t", "|")
 # A time this close to the grid (as a fraction of a step) is a reading of that step.
 SNAP_FRACTION = 0.1
 # Steps a clock is usually set to, in seconds: what a jittery spacing is rounded to.
 USUAL_STEPS: tuple[int, ...] = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200)
 USUAL_STEPS += (1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 DAY_NS = 86_400 * 10**9
-EPOCH_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z, the service's last timestamp
+# The furthest epoch second pandas can hold (2262-04-11); the service's range is wider.
+EPOCH_SECONDS_MAX = int(pd.Timestamp.max.timestamp())
 
 
 def _times(column: pd.Series, source: str) -> pd.Series:
-    """Parsed times (NaT where unparseable). Numbers are epoch seconds, as the service
-    reads them; pandas alone would take them as nanoseconds."""
+    """Parsed times, zone-less, NaT where unparseable.
+
+    Numbers are epoch seconds, as the service reads them (pandas alone would take them
+    as nanoseconds). A time with a zone or offset becomes its UTC instant, as the
+    service reads it, so a local-time export whose offset changes with daylight saving
+    is a regular grid with no repeated or missing hour; a time without one is taken as
+    UTC. Dated rows (one time of day throughout, e.g. daily closes stamped at local
+    midnight) keep their local date: as instants, Berlin's midnights would fall on the
+    previous day."""
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         seconds = pd.to_numeric(column, errors="coerce").astype(float)
-        if seconds.abs().max() > EPOCH_SECONDS_MAX:
+        seconds = seconds.where(np.isfinite(seconds))  # inf: unparseable, like NaN
+        furthest = float(seconds.abs().max()) if seconds.notna().any() else 0.0
+        if furthest > EPOCH_SECONDS_MAX:
             raise DataError(
                 f"{source}: time column {column.name!r} holds numbers, read as epoch "
-                f"seconds, but {seconds.abs().max():.0f} is past the year 9999 "
-                "(milliseconds? divide by 1000)"
+                f"seconds, but {furthest:.0f} is outside 1677..2262, the times pandas "
+                "holds" + (" (milliseconds? divide by 1000)" if furthest > 1e11 else "")
             )
-        return pd.to_datetime(seconds, unit="s", utc=True)
-    return pd.to_datetime(column, errors="coerce", utc=True)
+        return pd.to_datetime(seconds, unit="s").astype("datetime64[ns]")
+    instants = pd.to_datetime(column, errors="coerce", utc=True).dt.tz_localize(None)
+    wall = _wall_clock(column)
+    if wall is not None and wall.notna().all() and wall.dt.time.nunique() == 1:
+        return wall.astype("datetime64[ns]")
+    return instants.astype("datetime64[ns]")
+
+
+# An ISO time's zone: Z, or an offset such as +01:00 or -0500, at the end.
+ZONE_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _wall_clock(column: pd.Series) -> pd.Series | None:
+    """The local times of a column with zones (the zone dropped), or None without."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_localize(None)
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return None
+    text = column.astype(str).str.strip()
+    if not text.str.contains(ZONE_SUFFIX, regex=True).any():
+        return None
+    return pd.to_datetime(text.str.replace(ZONE_SUFFIX, "", regex=True), errors="coerce")
 
 
 def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str:
@@ -233,22 +260,38 @@ def _snap(
     values: pd.DataFrame, frequency: str, source: str
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """Times within SNAP_FRACTION of a step of the grid moved onto it, as the service
-    counts a reading a little early or late as the next period. The grid is the
-    step's multiples from the epoch when the first time is near one, else it starts at
-    the first time. Farther off, nothing moves (the grid check then refuses)."""
+    counts a reading a little early or late as the next period. Regular data never
+    moves. Otherwise the grid's phase is the readings' median one, rounded to a round
+    unit of time, or the step's multiples from the epoch when near them; a reading
+    farther than the tolerance is an error that names it."""
     offset = pd.tseries.frequencies.to_offset(frequency)
-    if not isinstance(offset, pd.offsets.Tick):
+    if not isinstance(offset, pd.offsets.Tick | pd.offsets.Day):
         return values, {}  # calendar grids (business days, weeks on a weekday): dates
     step = freq.step_seconds(frequency) * 10**9
     times = values.index.asi8
-    tolerance = SNAP_FRACTION * step
-    anchor = (int(times[0]) + step // 2) // step * step  # the nearest multiple
-    if abs(times[0] - anchor) > tolerance:
-        anchor = int(times[0])
+    # Each time's signed distance from the grid through the first time, then the median.
+    residual = (times - times[0] + step // 2) % step - step // 2
+    anchor = int(times[0]) + int(np.median(residual))
+    if not np.any((times - anchor) % step):
+        return values, {}  # regular data never moves
+    # Jittered readings: the grid's phase rounded to a round unit of time (a whole minute
+    # for 30-minute steps), or the step's multiples from the epoch when near them.
+    unit = _round_unit(step)
+    anchor = (anchor + unit // 2) // unit * unit
+    epoch = (anchor + step // 2) // step * step
+    if abs(epoch - anchor) <= SNAP_FRACTION * step / 2:
+        anchor = epoch
     grid = anchor + np.rint((times - anchor) / step).astype(np.int64) * step
     moved = np.abs(times - grid)
-    if not moved.any() or moved.max() > tolerance:
+    if not moved.any():
         return values, {}
+    worst = int(np.argmax(moved))
+    if moved[worst] > SNAP_FRACTION * step:
+        raise DataError(
+            f"{source}: the time {values.index[worst]} is {moved[worst] / 1e9:g} s off the "
+            f"{frequency!r} grid through the other readings, more than {SNAP_FRACTION:.0%} "
+            "of a step; pass the right --frequency"
+        )
     index = pd.DatetimeIndex(grid, name=values.index.name)
     if index.has_duplicates:
         raise DataError(
@@ -260,6 +303,14 @@ def _snap(
         "max_snap_seconds": float(moved.max()) / 1e9,
     }
     return values.set_axis(index), report
+
+
+def _round_unit(step: int) -> int:
+    """The largest usual step (ns) that divides `step` and is within half the snap
+    tolerance: what a jittered grid's phase is rounded to (at least a second)."""
+    units = [u * 10**9 for u in USUAL_STEPS]
+    fits = [u for u in units if u <= SNAP_FRACTION * step / 2 and step % u == 0]
+    return max(fits, default=10**9)
 
 
 def _onto_grid(
@@ -391,18 +442,41 @@ def read_table(path: Path) -> pd.DataFrame:
         separator = _separator(path)
         # A semicolon-separated file usually writes decimals with a comma (20,5); a
         # value written 20.5 stays text here and is still parsed as a number later.
-        return pd.read_csv(path, sep=separator, decimal="," if separator == ";" else ".")
+        frame = pd.read_csv(path, sep=separator, decimal="," if separator == ";" else ".")
     except Exception as exc:  # pandas raises many kinds; the user needs the reason
         raise DataError(f"{path}: cannot read file: {exc}") from exc
+    if separator == ";":
+        _refuse_thousands(frame, path)
+    return frame
 
 
 def _separator(path: Path) -> str:
-    """The separator the header line uses most (column names rarely contain one)."""
-    with open(path, encoding="utf-8", errors="replace") as file:
+    """The separator that splits the header line into the most fields. A split that
+    leaves a quote inside a field cut a quoted name apart, so it does not count."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as file:
         header = file.readline()
-    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda sep: counts[sep])
-    return best if counts[best] else ","
+
+    def fields(sep: str) -> int:
+        names = next(csv.reader([header], delimiter=sep), [])
+        return 0 if any('"' in name for name in names) else len(names)
+
+    return max(SEPARATORS, key=fields)  # ties: the first, a comma
+
+
+def _refuse_thousands(frame: pd.DataFrame, path: Path) -> None:
+    """In a semicolon file, 1.000 may be a thousand written with a point: refuse it
+    rather than read 1.0."""
+    for column in frame.columns:
+        if not pd.api.types.is_object_dtype(frame[column]):
+            continue
+        text = frame[column].dropna().astype(str).str.strip()
+        grouped = text[text.str.fullmatch(r"-?\d{1,3}(?:\.\d{3})+(?:,\d+)?")]
+        if len(grouped):
+            raise DataError(
+                f"{path}: column {column!r}: {grouped.iloc[0]!r} may be a number with a "
+                "point between thousands (this file separates columns with semicolons and "
+                "writes decimals with commas); write numbers without thousands separators"
+            )
 
 
 def load_file(

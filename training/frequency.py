@@ -33,13 +33,16 @@ def step_seconds(frequency: str) -> int:
         raise UnsupportedFrequency(f"unknown frequency {frequency!r}") from None
     if isinstance(offset, pd.offsets.Week):
         seconds = float(offset.n * WEEK)
+    elif isinstance(offset, pd.offsets.Day):  # not a Tick from pandas 3 on
+        seconds = float(offset.n * DAY)
     elif isinstance(offset, pd.offsets.Tick):
         seconds = pd.Timedelta(offset).total_seconds()
     else:
         raise UnsupportedFrequency(
             f"frequency {frequency!r} has steps of varying length (calendar months, "
-            "quarters, years or business hours); a model steps by a fixed period (e.g. "
-            "5min, h, D, W) or by business days (B): resample the data to one of those"
+            "quarters, years, business hours or several business days); a model steps by "
+            "a fixed period (e.g. 5min, h, D, W) or by one business day (B): resample the "
+            "data to one of those"
         )
     if seconds < 1 or not seconds.is_integer():
         raise UnsupportedFrequency(

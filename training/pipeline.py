@@ -160,12 +160,12 @@ def staged(final: Path, write: Callable[[Path], None]) -> Path:
     """Run `write` into a hidden staging folder beside `final`, then move it into place;
     on any failure remove what was staged and every folder this run made for it."""
     staging = final.parent / f".{final.name}.staging-{os.getpid()}"
-    # The outermost folder this run creates (e.g. a new --out root), removed on failure.
-    created: Path | None = None
+    # The folders this run creates (e.g. a new --out root), innermost first.
+    created: list[Path] = []
     for folder in (final.parent, *final.parent.parents):
         if folder.exists():
             break
-        created = folder
+        created.append(folder)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
@@ -179,8 +179,12 @@ def staged(final: Path, write: Callable[[Path], None]) -> Path:
             staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
+        # Only while empty: a concurrent run may have put its artifact in one of them.
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
     return final
 

@@ -44,8 +44,15 @@ def judge(scores: dict, mode: str) -> dict[str, object]:
     others = {n: float(b[metric]) for n, b in scores["baselines"].items()}
     verdict: dict[str, object] = {"metric": metric, "model": model}
     coverage = scores["model"].get("coverage_80")
+    origins = scores.get("origins")
+    thin = (
+        f"; only {origins} test origins: too few to rank the methods with confidence"
+        if origins is not None and origins < FEW_ORIGINS
+        else ""
+    )
     if not others:
-        verdict.update(beats_all=True, text=f"model {metric.upper()} {model:.4g}; no baselines")
+        text = f"model {metric.upper()} {model:.4g}; no baselines{thin}"
+        verdict.update(beats_all=True, origins=origins, text=text)
         return verdict
     best = min(others, key=lambda n: others[n])
     change = model / others[best] - 1.0 if others[best] > 0 else float("inf")
@@ -63,9 +70,7 @@ def judge(scores: dict, mode: str) -> dict[str, object]:
             text += f"; it beats {', '.join(display(n) for n in beaten)}"
     if coverage is not None and not COVERAGE_BAND[0] <= coverage <= COVERAGE_BAND[1]:
         text += f"; WARNING: the 80% band covers {coverage:.0%} of actuals"
-    origins = scores.get("origins")
-    if origins is not None and origins < FEW_ORIGINS:
-        text += f"; only {origins} test origins: too few to rank the methods with confidence"
+    text += thin
     verdict.update(
         best_baseline=best,
         best_baseline_value=others[best],

@@ -112,7 +112,7 @@ def test_a_jittery_clock_is_snapped_onto_its_grid(given):
 
 def test_times_too_far_off_the_grid_or_two_in_one_step_are_refused():
     _, frame = _jittered(60.0)  # up to 20% of the step: not a jittery clock
-    with pytest.raises(DataError, match="off the '5min' grid"):
+    with pytest.raises(DataError, match=r"s off the '5min' grid .* more than 10% of a step"):
         data.from_frame(frame, name="j", source="j.csv", time_column="ts", frequency="5min")
     grid, frame = _jittered(5.0)
     frame.loc[10, "ts"] = grid[11] - pd.Timedelta(seconds=8)  # two readings near 00:55
@@ -134,6 +134,70 @@ def test_daily_rows_without_weekends_are_trading_days():
     assert s.frame["close"].loc[holidays[0]] == s.frame["close"].loc[days[9]]  # carried
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_times_stored_in_another_unit_load(tmp_path, unit):
+    # Parquet from polars, DuckDB or Spark keeps seconds, milli- or microseconds.
+    frame = _good().assign(ts=lambda f: f["ts"].astype(f"datetime64[{unit}]"))
+    s = data.load_file(_write(tmp_path, frame, "data.parquet"), time_column="ts")
+    assert s.frequency in ("h", "H") and len(s.frame) == 300 and "snapped_timestamps" not in s.fill
+    assert s.frame.index[0] == pd.Timestamp("2020-01-01")
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin", "Asia/Tokyo"])
+def test_dated_rows_with_a_zone_keep_their_local_dates(zone):
+    # Daily closes stamped at local midnight: as UTC instants, Berlin's and Tokyo's would
+    # fall on the previous day (a Sunday for Monday's close).
+    days = pd.bdate_range("2021-01-04", periods=300)
+    stamped = days.tz_localize(zone)
+    for times in (stamped, [t.isoformat() for t in stamped]):
+        frame = pd.DataFrame({"ts": times, "close": 100.0 + np.arange(300)})
+        s = data.from_frame(frame, name="p", source="p.csv", time_column="ts")
+        assert s.frequency == "B" and (s.frame.index == days).all()
+
+
+def test_a_quoted_header_name_may_contain_another_separator(tmp_path):
+    path = tmp_path / "data.csv"
+    rows = "".join(f"2020-01-01 {h:02d}:00;{h},5\n" for h in range(24))
+    path.write_text('Zeit;"Leistung (kW, gesamt)"\n' + rows * 1)
+    frame = data.read_table(path)
+    assert list(frame.columns) == ["Zeit", "Leistung (kW, gesamt)"]
+    assert frame["Leistung (kW, gesamt)"].iloc[3] == 3.5
+
+
+def test_a_semicolon_file_with_points_between_thousands_is_refused(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("ts;load\n2020-01-01 00:00;980,5\n2020-01-01 01:00;1.000,25\n")
+    with pytest.raises(DataError, match=r"column 'load': '1.000,25' may be a number with a point"):
+        data.read_table(path)
+
+
+@pytest.mark.parametrize(("value", "hint"), [(1e10, ""), (1.7e12, "milliseconds")])
+def test_epoch_seconds_pandas_cannot_hold_are_a_clear_error(tmp_path, value, hint):
+    frame = _good().assign(ts=lambda f: f["ts"].astype("int64") // 10**9)
+    frame.loc[5, "ts"] = value
+    with pytest.raises(DataError, match=rf"outside 1677\.\.2262.*{hint}"):
+        data.load_file(_write(tmp_path, frame), time_column="ts")
+
+
+def test_a_jittery_grid_off_the_epoch_snaps_to_its_own_phase():
+    # Readings due at :15 and :45 past the hour, each up to 2.5 minutes early or late.
+    grid = pd.date_range("2024-01-01 00:15", periods=400, freq="30min")
+    offsets = np.random.default_rng(3).uniform(-150, 150, len(grid))
+    frame = pd.DataFrame({"ts": grid + pd.to_timedelta(offsets, unit="s"), "v": 1.0})
+    s = data.from_frame(frame, name="j", source="j.csv", time_column="ts", frequency="30min")
+    assert (s.frame.index == grid).all()
+    # Regular data a little off the epoch's multiples does not move at all.
+    regular = data.from_frame(
+        frame.assign(ts=grid + pd.Timedelta(seconds=2)), name="r", source="r.csv", time_column="ts"
+    )
+    assert regular.frame.index[0] == grid[0] + pd.Timedelta(seconds=2)
+    assert "snapped_timestamps" not in regular.fill
+    # One reading farther off is named, with its distance.
+    frame.loc[100, "ts"] = grid[100] + pd.Timedelta(minutes=7)
+    with pytest.raises(DataError, match=r"the time 2024-01-03 02:22:00 is 420 s off the '30min'"):
+        data.from_frame(frame, name="j", source="j.csv", time_column="ts", frequency="30min")
+
+
 def _bad(kind):
     frame = _good()
     if kind == "missing column":
@@ -152,7 +216,7 @@ def _bad(kind):
         )
     if kind == "off grid":
         frame.loc[50, "ts"] = frame.loc[50, "ts"] + pd.Timedelta("10min")
-        return frame, "1 timestamp(s) off the 'h' grid, first at 2020-01-03 02:10:00"
+        return frame, "the time 2020-01-03 02:10:00 is 600 s off the 'h' grid"
     if kind == "too few rows":
         return frame.iloc[:20], "too few rows (20)"
     if kind == "non-numeric":

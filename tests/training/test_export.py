@@ -120,6 +120,55 @@ def test_parity_is_measured_against_the_series_scale(tiny_sensor):
     assert forecast_scale(model) == max(std, 1.0)
 
 
+def test_a_failed_export_removes_only_what_it_made(tmp_path):
+    from training.pipeline import staged
+
+    out = tmp_path / "models"  # a new --out root: this run makes it
+
+    def fails_after_a_concurrent_run_landed(directory):
+        (directory / "model.onnx").write_bytes(b"half")
+        other = out / "other-model" / "1"  # another run's finished artifact, meanwhile
+        other.mkdir(parents=True)
+        (other / "manifest.json").write_text("{}")
+        raise ExportError("parity")
+
+    with pytest.raises(ExportError):
+        staged(out / "mine" / "1", fails_after_a_concurrent_run_landed)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "other-model",
+        "other-model/1",
+        "other-model/1/manifest.json",
+    ]
+    with pytest.raises(ExportError):
+        staged(tmp_path / "fresh" / "mine" / "1", lambda d: (_ for _ in ()).throw(ExportError()))
+    assert not (tmp_path / "fresh").exists()  # alone, it leaves no folder behind
+
+
+def test_every_parity_check_measures_forecasts_against_the_target_scale(
+    tiny_sensor, tmp_path, monkeypatch
+):
+    """check_parity and the streamed check both pass the target's scale for forecasts
+    (and 1 for state): with scale 1 a near-zero forecast of a large series fails."""
+    import training.export
+    import training.pipeline
+
+    seen: list[float] = []
+
+    def spy(a, b, scale=1.0):
+        seen.append(scale)
+        return parity_error(a, b, scale)
+
+    monkeypatch.setattr(training.export, "parity_error", spy)
+    monkeypatch.setattr(training.pipeline, "parity_error", spy)
+    build_artifact(tiny_sensor, tmp_path)
+    scale = forecast_scale(tiny_sensor.model)
+    states = len(tiny_sensor.model.spec.state_shapes())
+    # check_parity: per batch size, torch vs ORT then steps vs sequence, each over the
+    # forecast and every state tensor; then the streamed check's forecasts.
+    one_check = [scale] + [1.0] * states
+    assert seen == one_check * 4 + [scale]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_manifest_carries_the_contract_and_the_checksum(request, kind):
     trained, directory = _trained_and_dir(request, kind)

@@ -47,6 +47,11 @@ def test_a_verdict_on_few_origins_says_the_ranking_is_thin():
     assert v["origins"] == 2
     enough = judge({**_scores(82.0, mstl=100.0), "origins": FEW_ORIGINS}, "level")
     assert enough["text"] == "model MAE 18% below the best baseline (MSTL)"
+    alone = judge({**_scores(82.0), "origins": 3}, "level")  # no baselines to rank against
+    assert alone["text"].endswith(
+        "no baselines; only 3 test origins: too few to rank the methods with confidence"
+    )
+    assert alone["origins"] == 3
 
 
 def test_price_models_are_judged_on_pinball():
