@@ -209,11 +209,26 @@ def _times(column: pd.Series, source: str) -> pd.Series:
                 "holds" + (" (milliseconds? divide by 1000)" if furthest > 1e11 else "")
             )
         return pd.to_datetime(seconds, unit="s").astype("datetime64[ns]")
-    instants = pd.to_datetime(column, errors="coerce", utc=True).dt.tz_localize(None)
-    wall = _wall_clock(column)
-    if wall is not None and wall.notna().all() and wall.dt.time.nunique() == 1:
-        return wall.astype("datetime64[ns]")
-    return instants.astype("datetime64[ns]")
+    try:
+        instants = pd.to_datetime(column, errors="coerce", utc=True).dt.tz_localize(None)
+        instants = instants.astype("datetime64[ns]")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        raise DataError(
+            f"{source}: time column {column.name!r} holds a time outside 1677..2262, the "
+            "times pandas holds (a sentinel such as 9999-12-31?)"
+        ) from None
+    # Dated rows have one or two UTC times of day (two across daylight saving); only
+    # then is the local wall clock worth reading (intraday files skip it at once).
+    clock = pd.unique(instants.dropna().to_numpy().astype(np.int64) % DAY_NS)
+    if len(clock) <= 2:
+        wall = _wall_clock(column)
+        if wall is not None and _one_time_of_day(wall):
+            return wall.astype("datetime64[ns]")
+    return instants
+
+
+def _one_time_of_day(wall: pd.Series) -> bool:
+    return bool(wall.notna().all() and (wall - wall.dt.normalize()).nunique() == 1)
 
 
 # An ISO time's zone: Z, or an offset such as +01:00 or -0500, at the end.
@@ -274,23 +289,29 @@ def _snap(
     anchor = int(times[0]) + int(np.median(residual))
     if not np.any((times - anchor) % step):
         return values, {}  # regular data never moves
-    # Jittered readings: the grid's phase rounded to a round unit of time (a whole minute
-    # for 30-minute steps), or the step's multiples from the epoch when near them.
+    # Jittered readings: the step's multiples from the epoch when near them, else the
+    # median phase rounded to a round unit of time (a whole minute for 30-minute steps),
+    # else the median phase itself: the first of these that every reading is near.
+    tolerance = SNAP_FRACTION * step
     unit = _round_unit(step)
-    anchor = (anchor + unit // 2) // unit * unit
+    rounded = (anchor + unit // 2) // unit * unit
     epoch = (anchor + step // 2) // step * step
-    if abs(epoch - anchor) <= SNAP_FRACTION * step / 2:
-        anchor = epoch
-    grid = anchor + np.rint((times - anchor) / step).astype(np.int64) * step
-    moved = np.abs(times - grid)
-    if not moved.any():
-        return values, {}
+    best: tuple[np.ndarray, np.ndarray] | None = None
+    for start in (epoch, rounded, anchor):
+        grid = start + np.rint((times - start) / step).astype(np.int64) * step
+        moved = np.abs(times - grid)
+        if best is None or moved.max() < best[1].max():
+            best = (grid, moved)
+        if moved.max() <= tolerance:
+            break
+    assert best is not None
+    grid, moved = best
     worst = int(np.argmax(moved))
-    if moved[worst] > SNAP_FRACTION * step:
+    if moved[worst] > tolerance:
         raise DataError(
             f"{source}: the time {values.index[worst]} is {moved[worst] / 1e9:g} s off the "
-            f"{frequency!r} grid through the other readings, more than {SNAP_FRACTION:.0%} "
-            "of a step; pass the right --frequency"
+            f"{frequency!r} grid the other readings are on, more than {SNAP_FRACTION:.0%} "
+            "of a step (is --frequency right?)"
         )
     index = pd.DatetimeIndex(grid, name=values.index.name)
     if index.has_duplicates:
@@ -307,10 +328,10 @@ def _snap(
 
 def _round_unit(step: int) -> int:
     """The largest usual step (ns) that divides `step` and is within half the snap
-    tolerance: what a jittered grid's phase is rounded to (at least a second)."""
+    tolerance: what a jittered grid's phase is rounded to (1 ns when none is)."""
     units = [u * 10**9 for u in USUAL_STEPS]
     fits = [u for u in units if u <= SNAP_FRACTION * step / 2 and step % u == 0]
-    return max(fits, default=10**9)
+    return max(fits, default=1)  # no round unit fits: the median phase as it is
 
 
 def _onto_grid(
@@ -452,30 +473,36 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def _separator(path: Path) -> str:
     """The separator that splits the header line into the most fields. A split that
-    leaves a quote inside a field cut a quoted name apart, so it does not count."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as file:
+    leaves a quote inside a field cut a quoted name apart, so it does not count (unless
+    every split does: then the most frequent separator)."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as file:
         header = file.readline()
 
     def fields(sep: str) -> int:
         names = next(csv.reader([header], delimiter=sep), [])
         return 0 if any('"' in name for name in names) else len(names)
 
+    if not any(fields(sep) for sep in SEPARATORS):  # quotes inside names: count raw
+        return max(SEPARATORS, key=header.count)
     return max(SEPARATORS, key=fields)  # ties: the first, a comma
 
 
 def _refuse_thousands(frame: pd.DataFrame, path: Path) -> None:
-    """In a semicolon file, 1.000 may be a thousand written with a point: refuse it
-    rather than read 1.0."""
+    """In a semicolon column that writes decimals with commas (980,5), 1.000 is a
+    thousand with a point between the thousands: refuse it rather than read 1.0. A
+    column whose decimals are points (20.125) is left alone."""
     for column in frame.columns:
         if not pd.api.types.is_object_dtype(frame[column]):
             continue
         text = frame[column].dropna().astype(str).str.strip()
+        if not text.str.fullmatch(r"-?\d+,\d+").any():
+            continue
         grouped = text[text.str.fullmatch(r"-?\d{1,3}(?:\.\d{3})+(?:,\d+)?")]
         if len(grouped):
             raise DataError(
-                f"{path}: column {column!r}: {grouped.iloc[0]!r} may be a number with a "
-                "point between thousands (this file separates columns with semicolons and "
-                "writes decimals with commas); write numbers without thousands separators"
+                f"{path}: column {column!r}: {grouped.iloc[0]!r} has a point between "
+                "thousands (the column writes decimals with commas); write numbers "
+                "without thousands separators"
             )
 
 
