@@ -337,7 +337,8 @@ def _round_unit(step: int) -> int:
 def _onto_grid(
     values: pd.DataFrame, frequency: str, fill: FillPolicy, source: str
 ) -> tuple[pd.DataFrame, dict[str, object]]:
-    """Reindex onto the regular grid and apply the fill policy. Off-grid stamps refuse."""
+    """Reindex onto the regular grid and apply the fill policy. Off-grid stamps refuse
+    (after _snap, only a calendar grid's can be: business days, weeks on a weekday)."""
     try:
         expected = pd.date_range(values.index[0], values.index[-1], freq=frequency)
     except ValueError as exc:
@@ -346,8 +347,7 @@ def _onto_grid(
     if len(extra):
         raise DataError(
             f"{source}: {len(extra)} timestamp(s) off the {frequency!r} grid, first at "
-            f"{extra[0]}; pass the right --frequency (times within "
-            f"{SNAP_FRACTION:.0%} of a step of the grid are snapped onto it)"
+            f"{extra[0]}; pass the right --frequency"
         )
     absent = len(expected) - len(values)
     values = values.reindex(expected).rename_axis("ts")

@@ -158,7 +158,8 @@ def build_artifact(trained: Trained, out_root: Path, require_beat: str | None = 
 
 def staged(final: Path, write: Callable[[Path], None]) -> Path:
     """Run `write` into a hidden staging folder beside `final`, then move it into place;
-    on any failure remove what was staged and every folder this run made for it."""
+    on any failure remove what was staged, and the folders this run made for it while
+    they are empty (a concurrent run may have put its artifact in one)."""
     staging = final.parent / f".{final.name}.staging-{os.getpid()}"
     # The folders this run creates (e.g. a new --out root), innermost first.
     created: list[Path] = []

@@ -239,6 +239,15 @@ def test_a_jittery_grid_off_the_epoch_snaps_to_its_own_phase():
         data.from_frame(frame, name="j", source="j.csv", time_column="ts", frequency="30min")
 
 
+def test_a_time_off_a_business_day_grid_is_refused_not_snapped():
+    # Calendar grids are dates: a close stamped at another time of day is not moved.
+    days = pd.bdate_range("2021-01-04", periods=300)
+    frame = pd.DataFrame({"ts": days, "close": 100.0})
+    frame.loc[40, "ts"] = days[40] + pd.Timedelta(hours=16)
+    with pytest.raises(DataError, match=r"1 timestamp\(s\) off the 'B' grid, first at "):
+        data.from_frame(frame, name="p", source="p.csv", time_column="ts", frequency="B")
+
+
 def _bad(kind):
     frame = _good()
     if kind == "missing column":
