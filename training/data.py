@@ -279,8 +279,7 @@ def _snap(
     moves. Otherwise the grid's phase is the readings' median one, rounded to a round
     unit of time, or the step's multiples from the epoch when near them; a reading
     farther than the tolerance is an error that names it."""
-    offset = pd.tseries.frequencies.to_offset(frequency)
-    if not isinstance(offset, pd.offsets.Tick | pd.offsets.Day):
+    if not freq.is_fixed(frequency):
         return values, {}  # calendar grids (business days, weeks on a weekday): dates
     step = freq.step_seconds(frequency) * 10**9
     times = values.index.asi8

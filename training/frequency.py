@@ -35,7 +35,7 @@ def step_seconds(frequency: str) -> int:
         seconds = float(offset.n * WEEK)
     elif isinstance(offset, pd.offsets.Day):  # not a Tick from pandas 3 on
         seconds = float(offset.n * DAY)
-    elif isinstance(offset, pd.offsets.Tick):
+    elif _is_tick(offset):
         seconds = pd.Timedelta(offset).total_seconds()
     else:
         raise UnsupportedFrequency(
@@ -49,6 +49,16 @@ def step_seconds(frequency: str) -> int:
             f"frequency {frequency!r}: a step must be a whole number of seconds, at least 1"
         )
     return int(seconds)
+
+
+def is_fixed(frequency: str) -> bool:
+    """Steps of one fixed length from any start (seconds to days), as opposed to a
+    calendar grid (business days, weeks anchored on a weekday) whose steps fall on dates."""
+    return _is_tick(pd.tseries.frequencies.to_offset(frequency))
+
+
+def _is_tick(offset: pd.DateOffset) -> bool:
+    return isinstance(offset, pd.offsets.Tick | pd.offsets.Day)
 
 
 def is_business(frequency: str) -> bool:

@@ -23,6 +23,15 @@ def test_fixed_frequency_steps_and_forecast_ts() -> None:
     assert cal.steps_between(t, t + 600) == 1  # less than a period is the next period
 
 
+def test_weekly_models_step_by_seven_days_from_the_last_reading() -> None:
+    # pandas names weekly data "W-SUN"; the manifest gives its step as 7 days of seconds.
+    cal = Calendar("W-SUN", 7 * 86400, 2)
+    sunday = parse_ts("2024-01-07")
+    assert cal.forecast_ts(sunday) == ["2024-01-14T00:00:00Z", "2024-01-21T00:00:00Z"]
+    assert cal.steps_between(sunday, parse_ts("2024-01-14")) == 1
+    assert cal.steps_between(sunday, parse_ts("2024-01-28")) == 3  # two weeks skipped
+
+
 def test_business_days() -> None:
     cal = Calendar("B", 86400, 4)
     fri = parse_ts("2024-01-05T16:00:00")

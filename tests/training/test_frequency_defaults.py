@@ -52,6 +52,12 @@ def test_a_week_anchored_on_a_weekday_is_seven_days(alias, weeks):
     # is not a plain span of time.
     assert freq.step_seconds(alias) == weeks * freq.WEEK
     assert freq.default_horizon(alias) == 4
+    assert not freq.is_fixed(alias)  # its steps fall on a weekday: no snapping onto it
+
+
+@pytest.mark.parametrize("alias", ["s", "5min", "30min", "h", "D", "2D"])
+def test_spans_of_time_are_fixed_steps(alias):
+    assert freq.is_fixed(alias)
 
 
 @pytest.mark.parametrize("alias", ["MS", "ME", "QS-JAN", "QE-DEC", "YS-JAN", "bh", "ms"])
