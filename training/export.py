@@ -146,11 +146,12 @@ def check_parity(model: Forecaster, path: Path, x: np.ndarray) -> dict[str, floa
 
 
 def forecast_scale(model: Forecaster) -> float:
-    """The target's spread in raw units (its training std, at least 1): what a
-    forecast's float32 rounding is relative to. A forecast near zero on a series in the
-    thousands (a pedestrian count at night) is a difference of terms in the thousands,
-    so its rounding is ~1e-4 in absolute terms however right the graph is."""
-    return max(float(model.x_std[model.spec.target_index]), 1.0)
+    """The target's spread in raw units (its training std): what a forecast's float32
+    rounding is relative to. A forecast near zero on a series in the thousands (a
+    pedestrian count at night) is a difference of terms in the thousands, so its
+    rounding is ~1e-4 in absolute terms however right the graph is. No floor in raw
+    units: on a series measured in millionths a floor of 1 would pass any error."""
+    return float(model.x_std[model.spec.target_index])
 
 
 def parity_error(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import json
 
 import numpy as np
@@ -114,10 +116,13 @@ def test_parity_is_measured_against_the_series_scale(tiny_sensor):
     # A real difference, a hundredth of the scale, still fails.
     wrong = offline + np.array([9.0, 0.0, 0.0])
     assert parity_error(wrong, offline, scale=900.0) > PARITY_TOLERANCE
-    # The scale is the target's training std in raw units, never below 1.
-    model = tiny_sensor.model
-    std = float(model.x_std[model.spec.target_index])
-    assert forecast_scale(model) == max(std, 1.0)
+    # The scale is the target's training std in raw units, with no floor: on a series
+    # measured in millionths an error of a hundredth of its spread still fails.
+    model = copy.deepcopy(tiny_sensor.model)
+    model.x_std[model.spec.target_index] = 8e-6
+    assert forecast_scale(model) == pytest.approx(8e-6)
+    tiny = np.array([5e-6, -3e-6])
+    assert parity_error(tiny + 8e-8, tiny, scale=forecast_scale(model)) > PARITY_TOLERANCE
 
 
 def test_a_failed_export_removes_only_what_it_made(tmp_path):
