@@ -26,6 +26,7 @@ from training import frequency as freq
 from training.config import PRESETS, TrainConfig, preset
 from training.data import DataError, FillPolicy, Series, load
 from training.export import ExportError
+from training.panel import Panel, load_panel
 from training.pipeline import build_artifact, evaluation
 from training.resolve import resolve
 from training.train import Trained, limit_rows, train
@@ -235,7 +236,12 @@ def _parser() -> argparse.ArgumentParser:
     knobs.add_argument("--origin-every", type=int, help="rolling origins every n steps")
     parser.add_argument("--name", help="override the model name")
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
-    parser.add_argument("--max-train-seconds", type=float, help="training time budget")
+    parser.add_argument(
+        "--max-train-seconds",
+        type=float,
+        help="training time budget; evaluation (the statistical baselines at every origin, "
+        "per series) comes on top",
+    )
     parser.add_argument(
         "--require-beat",
         metavar="BASELINE",
@@ -256,6 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is None:
         args.config = "sensor" if args.dataset else "elec-demand"
     try:
+        if args.command == "configs" and args.id_column:
+            panel = _panel(args)
+            shortest = panel.shortest()
+            print(
+                f"{len(panel.ids)} series by {args.id_column!r} ({', '.join(panel.ids)}): "
+                f"one model; settings derived from the shortest, {shortest.name}"
+            )
+            print(_describe(args.config, _config(args, shortest), shortest))
+            return 0
         if args.command == "configs":
             names = [args.config] if args.dataset else list(PRESETS)
             for name in names:
@@ -322,21 +337,12 @@ def _global(args: argparse.Namespace) -> int:
     """--id-column: one model across the series of a long-format file."""
     from training.global_pipeline import build_global_artifact
     from training.global_train import train_global
-    from training.panel import load_panel
 
     if args.command != "all":
-        raise DataError(f"--id-column works with the command 'all', not {args.command!r}")
-    if not args.dataset or Path(args.dataset).suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise DataError("--id-column needs --dataset, a long-format .csv or .parquet file")
-    panel = load_panel(
-        args.dataset,
-        id_column=args.id_column,
-        time_column=args.time_column,
-        value_columns=args.value_columns.split(",") if args.value_columns else None,
-        frequency=args.frequency,
-        target=args.target,
-        fill=FillPolicy.parse(args.fill, args.long_gaps),
-    )
+        raise DataError(
+            f"--id-column works with the commands 'all' and 'configs', not {args.command!r}"
+        )
+    panel = _panel(args)
     config = _config(args, panel.shortest())
     resolved, _ = resolve(config, limit_rows(panel.shortest(), config.max_rows))
     if args.require_beat:
@@ -355,6 +361,21 @@ def _global(args: argparse.Namespace) -> int:
         print(comparison_table(result))
         print(f"written: {path}")
     return 0
+
+
+def _panel(args: argparse.Namespace) -> Panel:
+    """The long-format file of many series that --id-column names."""
+    if not args.dataset or Path(args.dataset).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise DataError("--id-column needs --dataset, a long-format .csv or .parquet file")
+    return load_panel(
+        args.dataset,
+        id_column=args.id_column,
+        time_column=args.time_column,
+        value_columns=args.value_columns.split(",") if args.value_columns else None,
+        frequency=args.frequency,
+        target=args.target,
+        fill=FillPolicy.parse(args.fill, args.long_gaps),
+    )
 
 
 def _say_verdict(directory: Path) -> None:

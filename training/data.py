@@ -16,6 +16,7 @@ model's own median forecast, see docs/artifact.md.)
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,13 @@ def from_frame(
         raise DataError(f"{source}: missing column(s) {missing}; found {list(frame.columns)}")
     if not value_columns:
         raise DataError(f"{source}: no value columns (--value-columns) besides {time_column!r}")
+    if target is not None and target not in value_columns:
+        raise DataError(
+            f"{source}: the target {target!r} (--target) is not among the value columns "
+            f"{value_columns}; add it to --value-columns"
+            if target in frame.columns
+            else f"{source}: no column {target!r} (--target); found {list(frame.columns)}"
+        )
     if len(frame) < MIN_ROWS:
         raise DataError(f"{source}: too few rows ({len(frame)}); need at least {MIN_ROWS}")
 
@@ -149,28 +157,32 @@ def from_frame(
         if np.isinf(numeric).any():
             row = int(np.flatnonzero(np.isinf(numeric))[0])
             raise DataError(f"{source}: infinite value in column {column!r} at {index[row]}")
+        if np.isnan(numeric).all():
+            raise DataError(
+                f"{source}: column {column!r} has no values; leave it out with --value-columns"
+            )
         values[column] = numeric
 
     if values.index.has_duplicates:
-        dup = values.index[values.index.duplicated()][0]
-        raise DataError(
-            f"{source}: duplicate timestamp {dup} (local time repeating an hour when the "
-            "clocks go back? give each time with its UTC offset, e.g. 2023-10-29T02:00+01:00)"
-        )
+        raise DataError(_duplicates_text(values.index, source))
     if not values.index.is_monotonic_increasing:
         values = values.sort_index()  # documented: files need not be sorted
 
+    given = frequency
     frequency = frequency or _infer_frequency(values.index, source)
     try:
-        freq.step_seconds(frequency)  # one the model can step by, checked before anything
+        step = freq.step_seconds(frequency)  # one the model can step by, checked first
     except freq.UnsupportedFrequency as exc:
         raise DataError(f"{source}: {exc}") from None
+    if given:
+        _refuse_finer(values.index, given, step, source)
     values, snapped = _snap(values, frequency, source)
     values, report = _onto_grid(values, frequency, fill, source)
     report.update(snapped)
     if len(values) < MIN_ROWS:
         raise DataError(
-            f"{source}: too few rows ({len(values)}) after --fill {fill}; need at least {MIN_ROWS}"
+            f"{source}: too few rows ({len(values)}) after --fill {fill}; need at least "
+            f"{MIN_ROWS}{dropped_note(report)}"
         )
     target = target or value_columns[0]
     inputs = (target, *[c for c in value_columns if c != target])
@@ -208,10 +220,17 @@ def _times(column: pd.Series, source: str) -> pd.Series:
                 f"seconds, but {furthest:.0f} is outside 1677..2262, the times pandas "
                 "holds" + (" (milliseconds? divide by 1000)" if furthest > 1e11 else "")
             )
+        known = seconds.dropna()
+        if len(known) and known.between(1000, 3000).all() and (known % 1 == 0).all():
+            raise DataError(
+                f"{source}: time column {column.name!r} holds whole numbers "
+                f"{known.min():.0f}..{known.max():.0f}, which look like years, not epoch "
+                "seconds; yearly data is not supported (a model steps by a fixed period, "
+                "e.g. 5min, h, D, W, or by business days)"
+            )
         return pd.to_datetime(seconds, unit="s").astype("datetime64[ns]")
     try:
-        instants = pd.to_datetime(column, errors="coerce", utc=True).dt.tz_localize(None)
-        instants = instants.astype("datetime64[ns]")
+        instants = _parse_text_times(column)
     except (pd.errors.OutOfBoundsDatetime, OverflowError):
         raise DataError(
             f"{source}: time column {column.name!r} holds a time outside 1677..2262, the "
@@ -225,6 +244,44 @@ def _times(column: pd.Series, source: str) -> pd.Series:
         if wall is not None and _one_time_of_day(wall):
             return wall.astype("datetime64[ns]")
     return instants
+
+
+# A date written day and month first, e.g. 13/11/2018 or 01.02.2014 (not ISO's 2014-...).
+DAY_MONTH_FIRST = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}"
+
+
+def _parse_text_times(column: pd.Series) -> pd.Series:
+    """UTC instants of text times, NaT where unparseable.
+
+    pandas reads 01/11/2018 month first. Where dates are written with the day or month
+    first, both readings are tried and the one that parses more rows wins, then the
+    one whose times are more regular: 13/11/2018 can only be day first, and a file of
+    days 1..12 read the wrong way round jumps by months, filling little of its grid."""
+
+    def parse(dayfirst: bool) -> pd.Series:
+        with warnings.catch_warnings():  # "could not infer format": it parses row by row
+            warnings.simplefilter("ignore", UserWarning)
+            times = pd.to_datetime(column, errors="coerce", utc=True, dayfirst=dayfirst)
+        return times.dt.tz_localize(None).astype("datetime64[ns]")
+
+    month_first = parse(False)
+    if month_first.notna().all() and _regularity(month_first) >= 0.9:
+        return month_first  # read in full, filling its grid: no second reading needed
+    if not column.astype(str).str.match(DAY_MONTH_FIRST).any():
+        return month_first
+    day_first = parse(True)
+    return min((month_first, day_first), key=lambda t: (t.isna().sum(), -_regularity(t)))
+
+
+def _regularity(times: pd.Series) -> float:
+    """How much of its own grid a reading fills: the times over the steps of the most
+    common spacing between the first and the last (1.0 = a regular grid; hourly days
+    read month first fill a few percent of theirs, a month apart)."""
+    known = np.unique(times.dropna().to_numpy().astype(np.int64))
+    if len(known) < 2:
+        return 0.0
+    step = int(pd.Series(np.diff(known)).value_counts().index[0])
+    return len(known) / ((known[-1] - known[0]) // step + 1)
 
 
 def _one_time_of_day(wall: pd.Series) -> bool:
@@ -245,6 +302,33 @@ def _wall_clock(column: pd.Series) -> pd.Series | None:
     if not text.str.contains(ZONE_SUFFIX, regex=True).any():
         return None
     return pd.to_datetime(text.str.replace(ZONE_SUFFIX, "", regex=True), errors="coerce")
+
+
+def _duplicates_text(index: pd.DatetimeIndex, source: str) -> str:
+    """Which times repeat, and a clock change as the likely cause only where one can be:
+    in the small hours of a month when clocks go back (March/April south of the
+    equator, October/November north of it)."""
+    repeated = index[index.duplicated()]
+    text = f"{source}: {len(repeated)} duplicate timestamp(s), first {repeated[0]}"
+    if all(t.month in (3, 4, 10, 11) and t.hour < 4 for t in repeated):
+        text += (
+            " (local time repeating an hour when the clocks go back? give each time with "
+            "its UTC offset, e.g. 2023-10-29T02:00+01:00)"
+        )
+    return text + "; keep one reading per time"
+
+
+def _refuse_finer(index: pd.DatetimeIndex, frequency: str, step: int, source: str) -> None:
+    """A --frequency coarser than the readings would put most of them off its grid:
+    say so, rather than naming one reading as off the grid."""
+    spacing = np.diff(index.unique().sort_values().asi8) / 1e9
+    usual = float(np.median(spacing)) if len(spacing) else float(step)
+    if usual < (1 - SNAP_FRACTION) * step:
+        raise DataError(
+            f"{source}: the readings are {pd.Timedelta(seconds=usual)} apart, finer than "
+            f"--frequency {frequency}; resample the data to {frequency} first, or leave "
+            "--frequency out to infer it"
+        )
 
 
 def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str:
@@ -349,37 +433,24 @@ def _onto_grid(
             f"{extra[0]}; pass the right --frequency"
         )
     absent = len(expected) - len(values)
+    # Which grid rows the file has no line for (as against a line with empty values).
+    absent_rows = pd.Series(~expected.isin(values.index), index=expected)
     values = values.reindex(expected).rename_axis("ts")
     report: dict[str, object] = {"policy": str(fill), "absent_timestamps": int(absent)}
     if not values.isna().any().any():
         return values, report
 
-    # Absent timestamps make a run in every column at once: name them as such.
-    row_missing = values.isna().all(axis=1).to_numpy()
     if fill.method == "none":
-        # Whichever comes first in time: absent timestamps, or a value missing in a row.
-        absent_run = _runs(row_missing)[0] if absent else None
-        partial = values[~row_missing]
-        value_run = _first_missing(values, ~row_missing) if partial.isna().any().any() else None
-        if absent_run and (value_run is None or absent_run[0] < value_run[1]):
-            start, length = absent_run
-            raise DataError(
-                f"{source}: {_run_text(values.index, start, length, 'timestamp')} absent "
-                f"from the {frequency!r} grid (every column); the fill policy is --fill "
-                f"none: pass --fill interpolate:{length} (or carry:{length}) to fill gaps "
-                f"that long"
-                + (
-                    f" (prices on market holidays: carry:{length}, a zero return)"
-                    if freq.is_business(frequency)
-                    else ""
-                )
-            )
-        assert value_run is not None
-        column, start, length = value_run
+        runs = {c: _runs(values[c].isna().to_numpy()) for c in values.columns}
         raise DataError(
-            f"{source}: column {column!r}: {_run_text(values.index, start, length)} missing; "
-            f"the fill policy is --fill none: pass --fill interpolate:{length} "
-            f"(or carry:{length}) to fill runs that long"
+            f"{source}: {_gaps_text(values.index, absent_rows, frequency, runs)}; the fill "
+            f"policy is --fill none: pass --fill interpolate:{_longest(runs)} (or "
+            f"carry:{_longest(runs)}) to fill them"
+            + (
+                f" (prices on market holidays: carry:{_longest(runs)}, a zero return)"
+                if freq.is_business(frequency)
+                else ""
+            )
         )
 
     # Leading and trailing rows with a missing value have no neighbour on one side.
@@ -395,14 +466,12 @@ def _onto_grid(
     too_long = {c: [(s, n) for s, n in runs if n > fill.limit] for c, runs in longest.items()}
     if any(too_long.values()):
         if fill.long_gaps == "refuse":
-            column, (start, length) = min(
-                ((c, runs[0]) for c, runs in too_long.items() if runs), key=lambda r: r[1][0]
-            )
+            rows = absent_rows.reindex(values.index)
             raise DataError(
-                f"{source}: column {column!r}: {_run_text(values.index, start, length)} "
-                f"missing, longer than --fill {fill.method}:{fill.limit} fills; pass a "
-                f"larger limit, or --long-gaps latest to train on the data after the "
-                f"last long gap"
+                f"{source}: {_gaps_text(values.index, rows, frequency, too_long)}, longer "
+                f"than --fill {fill.method}:{fill.limit} fills; pass --fill "
+                f"{fill.method}:{_longest(too_long)}, or --long-gaps latest to train on "
+                f"the data after the last long gap"
             )
         cut = max(s + n for runs in too_long.values() for s, n in runs)
         dropped = cut
@@ -424,26 +493,45 @@ def _onto_grid(
     return values, report
 
 
+def dropped_note(fill_report: dict[str, object]) -> str:
+    """What --long-gaps latest dropped, for an error about too little data after it."""
+    rows = fill_report.get("dropped_before_long_gap")
+    return f"; --long-gaps latest dropped the {rows} rows up to the last long gap" if rows else ""
+
+
+def _gaps_text(
+    index: pd.DatetimeIndex,
+    absent_rows: pd.Series,
+    frequency: str,
+    runs: dict[str, list[tuple[int, int]]],
+) -> str:
+    """The first run of missing values in time, and how many there are and the longest
+    when there are more, so one error gives the limit that fills them all. A run of
+    timestamps the file has no line for is named as such (it is in every column)."""
+    every = sorted({run for column_runs in runs.values() for run in column_runs})
+    column, (start, length) = min(
+        ((c, r[0]) for c, r in runs.items() if r), key=lambda item: item[1][0]
+    )
+    if bool(absent_rows.iloc[start : start + length].all()):
+        text = f"{_run_text(index, start, length, 'timestamp')} absent from the "
+        text += f"{frequency!r} grid (every column)"
+    else:
+        text = f"column {column!r}: {_run_text(index, start, length)} missing"
+    if len(every) > 1:
+        at, longest = max(every, key=lambda run: run[1])
+        text += f"; {len(every)} such runs in all, the longest {longest} steps from {index[at]}"
+    return text
+
+
+def _longest(runs: dict[str, list[tuple[int, int]]]) -> int:
+    return max(length for column_runs in runs.values() for _, length in column_runs)
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, length) of every run of True."""
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def _first_run(mask: np.ndarray) -> tuple[int, int]:
-    return _runs(mask)[0]
-
-
-def _first_missing(values: pd.DataFrame, rows: np.ndarray) -> tuple[str, int, int]:
-    """The earliest run of missing values in a column, among the given rows."""
-    best: tuple[str, int, int] | None = None
-    for column in values.columns:
-        runs = _runs(values[column].isna().to_numpy() & rows)
-        if runs and (best is None or runs[0][0] < best[1]):
-            best = (column, *runs[0])
-    assert best is not None
-    return best
 
 
 def _run_text(index: pd.DatetimeIndex, start: int, length: int, noun: str = "value") -> str:

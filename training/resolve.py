@@ -13,7 +13,7 @@ import math
 
 from training import frequency as freq
 from training.config import TrainConfig
-from training.data import DataError, Series
+from training.data import DataError, Series, dropped_note
 from training.features import Split
 
 MEMORY_SEASONS = 8  # seasonal memory by default only with this many longest seasons
@@ -60,6 +60,7 @@ def resolve(
         raise DataError(
             f"{series.source}: the test split has {test_rows} rows, not enough for a "
             f"horizon of {horizon} steps (--horizon); use more data or a shorter horizon"
+            + dropped_note(series.fill)
         )
 
     seasons = _seasons(config, series, split, horizon, notes)
@@ -90,7 +91,8 @@ def resolve(
         count = math.ceil((test_rows - horizon) / every)
         if count > MAX_ORIGINS:
             every = math.ceil((test_rows - horizon) / MAX_ORIGINS)
-            notes.append(f"origins every {every} steps (at most {MAX_ORIGINS} origins)")
+            where = " on the shortest series" if training_rows else ""
+            notes.append(f"origins every {every} steps (at most {MAX_ORIGINS} origins{where})")
 
     time_features = config.time_features
     if time_features is None:

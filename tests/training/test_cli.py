@@ -202,8 +202,11 @@ def test_a_file_with_gaps_trains_in_one_command_with_fill(tmp_path):
     args = ("all", "--config", "tiny-sensor", "--dataset", "site.csv", "--seasons", "1d")
     refused = _cli(*args, cwd=tmp_path)
     assert refused.returncode == 2
-    assert "--fill interpolate:1" in refused.stderr and "column 'temp'" in refused.stderr
+    assert "column 'temp'" in refused.stderr  # the first run: one value missing
     assert "2021-01-03 02:00:00" in refused.stderr  # the first timestamp of the run
+    # One error names the limit that fills every run: the 3 absent hours too.
+    assert "2 such runs in all, the longest 3 steps" in refused.stderr
+    assert "--fill interpolate:3" in refused.stderr
     done = _cli(*args, "--fill", "interpolate:3", "--out", "m", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     manifest = json.loads((tmp_path / "m" / "site" / "1" / "manifest.json").read_text())

@@ -345,10 +345,60 @@ def test_local_times_with_daylight_saving_offsets_become_utc_instants():
 def test_local_wall_clock_times_repeating_an_hour_name_the_clock_change():
     wall = pd.date_range("2023-10-01", "2023-11-10", freq="h", tz="Europe/Paris")
     frame = pd.DataFrame({"ts": wall.tz_localize(None).astype(str), "v": 1.0})
-    with pytest.raises(DataError, match=r"duplicate timestamp 2023-10-29 02:00:00 \(local"):
+    with pytest.raises(
+        DataError, match=r"duplicate timestamp\(s\), first 2023-10-29 02:00:00 \(local"
+    ):
         data.from_frame(frame, name="x", source="x.csv", time_column="ts")
 
 
 def test_unknown_dataset_names_the_choices():
     with pytest.raises(DataError, match="vic_elec"):
         data.load("no_such_set")
+
+
+def test_a_target_outside_the_value_columns_is_named_before_anything_runs():
+    frame = _good()
+    with pytest.raises(DataError, match=r"no column 'price' \(--target\); found \['ts'"):
+        data.from_frame(frame, name="t", source="t.csv", time_column="ts", target="price")
+    with pytest.raises(DataError, match=r"'temp' \(--target\) is not among .*add it"):
+        data.from_frame(
+            frame, name="t", source="t.csv", time_column="ts", value_columns=["load"], target="temp"
+        )
+
+
+@pytest.mark.parametrize("years", [np.arange(1700, 2009), np.arange(1700.0, 2009.0)])
+def test_a_time_column_of_years_is_refused_not_read_as_seconds(years):
+    frame = pd.DataFrame({"YEAR": years, "spots": 1.0})
+    with pytest.raises(DataError, match=r"whole numbers 1700..2008, which look like years"):
+        data.from_frame(frame, name="s", source="s.csv", time_column="YEAR")
+
+
+@pytest.mark.parametrize(
+    ("start", "pattern"),
+    [
+        ("2018-11-01", "%d/%m/%Y %H:%M"),  # 13/11 only parses day first
+        ("2018-12-01", "%d/%m/%Y %H:%M"),  # days 1..12: both parse, day first is regular
+        ("2018-12-01", "%m/%d/%Y %H:%M"),  # the same days month first stay month first
+        ("2020-01-01", "%d.%m.%Y %H:%M"),
+    ],
+)
+def test_dates_written_day_first_are_read_day_first(start, pattern):
+    times = pd.date_range(start, periods=12 * 24, freq="h")
+    frame = pd.DataFrame({"time": times.strftime(pattern), "v": np.arange(len(times), dtype=float)})
+    s = data.from_frame(frame, name="d", source="d.csv", time_column="time")
+    assert s.frequency == "h" and (s.frame.index == times).all()
+
+
+def test_a_frequency_coarser_than_the_readings_says_so():
+    with pytest.raises(DataError, match=r"0 days 01:00:00 apart, finer than --frequency 2h"):
+        data.from_frame(_good(), name="t", source="t.csv", time_column="ts", frequency="2h")
+
+
+def test_duplicates_are_counted_and_a_clock_change_named_only_where_one_can_be():
+    frame = pd.DataFrame({"ts": pd.date_range("2010-05-18", periods=300, freq="min"), "v": 1.0})
+    frame.loc[[7, 9], "ts"] = frame.loc[[6, 8], "ts"].to_numpy()
+    with pytest.raises(DataError) as info:
+        data.from_frame(frame, name="g", source="g.csv", time_column="ts")
+    message = str(info.value)
+    assert "2 duplicate timestamp(s), first 2010-05-18 00:06:00" in message
+    assert "clocks" not in message

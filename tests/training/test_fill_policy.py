@@ -96,3 +96,55 @@ def test_the_default_refuses_and_says_which_flag_fills():
     frame.loc[7, "load"] = np.nan
     with pytest.raises(DataError, match=re.escape("--fill interpolate:1 (or carry:1)")):
         _load(frame)
+
+
+def test_a_row_with_every_value_empty_is_named_missing_not_absent():
+    # The file has a line for 07:00 with no values (how a resample leaves an empty
+    # period): the default names it as missing values, and the suggested flag fills it.
+    frame = _frame()
+    frame.loc[7, ["load", "temp"]] = np.nan
+    with pytest.raises(DataError) as info:
+        _load(frame)
+    message = str(info.value)
+    assert "column 'load': 1 value at 2020-01-01 07:00:00 missing" in message
+    assert "absent" not in message and "--fill interpolate:1" in message
+    assert _load(frame, "interpolate:1").frame["load"].iloc[7] == 7.0
+
+
+def test_one_refusal_names_every_run_and_the_limit_that_fills_them_all():
+    frame = _frame().drop(index=range(200, 205))  # 5 timestamps absent
+    frame.loc[7, "load"] = np.nan
+    frame.loc[40:42, "temp"] = np.nan
+    with pytest.raises(DataError) as info:
+        _load(frame)
+    message = str(info.value)
+    assert message.startswith("t.csv: column 'load': 1 value at 2020-01-01 07:00:00 missing")
+    assert "3 such runs in all, the longest 5 steps from 2020-01-09 08:00:00" in message
+    assert "--fill interpolate:5 (or carry:5)" in message
+    assert len(_load(frame, "interpolate:5").frame) == 300  # that flag fills them all
+    # Past a limit, the same: the longest names the limit, absent rows are named so.
+    with pytest.raises(DataError) as info:
+        _load(frame, "carry:2")
+    message = str(info.value)
+    assert "column 'temp': 3 values in a row from 2020-01-02 16:00:00" in message
+    assert "2 such runs in all, the longest 5 steps" in message
+    assert "pass --fill carry:5, or --long-gaps latest" in message
+    with pytest.raises(DataError) as info:
+        _load(_frame().drop(index=range(200, 205)), "carry:2")
+    assert "5 timestamps in a row from 2020-01-09 08:00:00 to 2020-01-09 12:00:00 absent" in (
+        str(info.value)
+    )
+
+
+def test_a_column_with_no_values_is_named_with_the_flag_that_leaves_it_out():
+    frame = _frame().assign(empty=np.nan)
+    for policy in ("none", "interpolate:3"):
+        with pytest.raises(DataError, match=r"column 'empty' has no values; leave it out with"):
+            _load(frame, policy)
+
+
+def test_too_little_data_after_the_last_long_gap_says_what_was_dropped():
+    frame = _frame()
+    frame.loc[270:279, "temp"] = np.nan
+    with pytest.raises(DataError, match=r"--long-gaps latest dropped the 280 rows up to the last"):
+        _load(frame, "interpolate:6", "latest")

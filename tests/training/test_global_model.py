@@ -182,3 +182,20 @@ def test_compare_per_series_without_an_id_column_is_refused(capsys):
 
     assert main(["all", "--config", "tiny-sensor", "--compare-per-series"]) == 2
     assert "--compare-per-series needs --id-column" in capsys.readouterr().err
+
+
+def test_configs_describes_a_long_file_by_its_shortest_series(tmp_path: Path, capsys):
+    from training.__main__ import main
+
+    path = tmp_path / "sensors.csv"
+    frame = tiny_panel_frame(1000)
+    frame = frame.drop(frame[frame["Sensor"] == TINY_SENSORS[1]].index[:100])  # 900 rows
+    frame.to_csv(path, index=False)
+    args = ["--dataset", str(path), "--id-column", "Sensor", "--time-column", "Date_Time"]
+    assert main(["configs", *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"3 series by 'Sensor' ({', '.join(TINY_SENSORS)}): one model")
+    assert f"the shortest, sensors[{TINY_SENSORS[1]}]" in out and "(h, 900 rows)" in out
+    assert "horizon 24 steps" in out  # derived from the hourly frequency
+    assert main(["train", *args]) == 2
+    assert "works with the commands 'all' and 'configs', not 'train'" in capsys.readouterr().err
