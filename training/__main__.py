@@ -200,8 +200,9 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--fill",
         default="none",
-        help="gaps and missing values: none (refuse), carry:N (repeat the last value) or "
-        "interpolate:N (straight line in time), for runs of up to N steps (default: none)",
+        help="gaps and missing values: none (refuse), carry:N (repeat the last value), "
+        "interpolate:N (straight line in time) or zero:N (0, for counts of events), for "
+        "runs of up to N steps (default: none)",
     )
     data.add_argument(
         "--long-gaps",

@@ -27,7 +27,7 @@ import pandas as pd
 from training import frequency as freq
 
 MIN_ROWS = 200  # below this there is nothing to split into train/validation/test
-FILL_METHODS = ("none", "carry", "interpolate")
+FILL_METHODS = ("none", "carry", "interpolate", "zero")
 LONG_GAPS = ("refuse", "latest")
 
 
@@ -40,7 +40,8 @@ class FillPolicy:
     """How gaps and missing values are filled before training (`--fill`, `--long-gaps`).
 
     method: "none" refuses any gap or missing value; "carry" repeats the last value;
-    "interpolate" draws a straight line in time between the values either side.
+    "interpolate" draws a straight line in time between the values either side; "zero"
+    writes 0 (counts of events, where a period with no line had none).
     limit: the longest run of missing steps (in one column, or absent timestamps) filled.
     long_gaps: a longer run is refused ("refuse"), or everything up to and including the
     last such run is dropped and the series starts after it ("latest").
@@ -442,14 +443,14 @@ def _onto_grid(
 
     if fill.method == "none":
         runs = {c: _runs(values[c].isna().to_numpy()) for c in values.columns}
+        n = _longest(runs)
         raise DataError(
             f"{source}: {_gaps_text(values.index, absent_rows, frequency, runs)}; the fill "
-            f"policy is --fill none: pass --fill interpolate:{_longest(runs)} (or "
-            f"carry:{_longest(runs)}) to fill them"
+            f"policy is --fill none: pass --fill interpolate:{n} (or carry:{n}) to fill them"
             + (
-                f" (prices on market holidays: carry:{_longest(runs)}, a zero return)"
+                f" (prices on market holidays: carry:{n}, a zero return)"
                 if freq.is_business(frequency)
-                else ""
+                else f"; zero:{n} writes 0, for counts of events"
             )
         )
 
@@ -482,6 +483,8 @@ def _onto_grid(
     filled = {c: int(values[c].isna().sum()) for c in values.columns}
     if fill.method == "carry":
         values = values.ffill()
+    elif fill.method == "zero":
+        values = values.fillna(0.0)
     else:
         values = values.interpolate(method="time", limit_area="inside")
     report.update(
@@ -519,7 +522,8 @@ def _gaps_text(
         text = f"column {column!r}: {_run_text(index, start, length)} missing"
     if len(every) > 1:
         at, longest = max(every, key=lambda run: run[1])
-        text += f"; {len(every)} such runs in all, the longest {longest} steps from {index[at]}"
+        steps = "1 step" if longest == 1 else f"{longest} steps"
+        text += f"; {len(every)} such runs in all, the longest {steps} from {index[at]}"
     return text
 
 

@@ -34,13 +34,14 @@ def _load(frame, policy="none", long_gaps="refuse"):
         ("carry:3", FillPolicy("carry", 3)),
         ("interpolate:6", FillPolicy("interpolate", 6)),
         ("interpolate", FillPolicy("interpolate", 1)),
+        ("zero:24", FillPolicy("zero", 24)),
     ],
 )
 def test_policies_parse(text, expected):
     assert FillPolicy.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["zero:3", "carry:x", "carry:0", "none:2"])
+@pytest.mark.parametrize("text", ["mean:3", "carry:x", "carry:0", "none:2"])
 def test_a_bad_policy_names_the_flag(text):
     with pytest.raises(DataError, match=re.escape(f"--fill {text!r}")):
         FillPolicy.parse(text)
@@ -148,3 +149,17 @@ def test_too_little_data_after_the_last_long_gap_says_what_was_dropped():
     frame.loc[270:279, "temp"] = np.nan
     with pytest.raises(DataError, match=r"--long-gaps latest dropped the 280 rows up to the last"):
         _load(frame, "interpolate:6", "latest")
+
+
+def test_zero_fills_counts_of_events_with_zero():
+    # Hourly trip counts from events: an hour with no line had no trips.
+    frame = _frame().drop(index=[100, 101])
+    frame.loc[50, "temp"] = np.nan
+    with pytest.raises(DataError, match=r"zero:2 writes 0, for counts of events"):
+        _load(frame)
+    s = _load(frame, "zero:2")
+    assert len(s.frame) == 300 and s.fill["policy"] == "zero:2"
+    assert (s.frame.iloc[100:102] == 0.0).all().all() and s.frame["temp"].iloc[50] == 0.0
+    assert s.frame["load"].iloc[102] == 102.0  # values either side untouched
+    with pytest.raises(DataError, match=r"longer than --fill zero:1 fills"):
+        _load(frame, "zero:1")
