@@ -353,7 +353,11 @@ def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str:
         near = np.abs(diffs / 1e9 - usual) <= 2 * SNAP_FRACTION * usual
         if near.mean() >= 0.9:
             return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=usual)).freqstr
-    raise DataError(f"{source}: cannot infer a regular frequency; pass --frequency")
+    raise DataError(
+        f"{source}: cannot infer a regular frequency: the most common spacing, "
+        f"{pd.Timedelta(int(steps.index[0]))}, is between only "
+        f"{steps.iloc[0] / (len(index) - 1):.0%} of the readings; pass --frequency"
+    )
 
 
 def _snap(

@@ -402,3 +402,12 @@ def test_duplicates_are_counted_and_a_clock_change_named_only_where_one_can_be()
     message = str(info.value)
     assert "2 duplicate timestamp(s), first 2010-05-18 00:06:00" in message
     assert "clocks" not in message
+
+
+def test_an_irregular_file_says_how_irregular_when_no_frequency_can_be_inferred():
+    # Event counts: hours with no event have no line, so spacings vary widely.
+    hours = pd.date_range("2018-01-01", periods=600, freq="h")
+    keep = np.random.default_rng(4).random(600) < 0.5
+    frame = pd.DataFrame({"hour": hours[keep], "trips": 1.0})
+    with pytest.raises(DataError, match=r"the most common spacing, 0 days 01:00:00, is between"):
+        data.from_frame(frame, name="b", source="b.csv", time_column="hour")
