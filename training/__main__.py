@@ -26,6 +26,7 @@ from training import frequency as freq
 from training.config import PRESETS, TrainConfig, preset
 from training.data import DataError, FillPolicy, Series, load
 from training.export import ExportError
+from training.global_train import training_rows
 from training.panel import Panel, load_panel
 from training.pipeline import build_artifact, evaluation
 from training.resolve import resolve
@@ -143,10 +144,13 @@ def _restore(args: argparse.Namespace, config: TrainConfig, series: Series) -> T
     return trained
 
 
-def _describe(name: str, config: TrainConfig, series: Series) -> str:
-    """One preset on one data set: what it sets and what it derives from the data."""
+def _describe(
+    name: str, config: TrainConfig, series: Series, training_rows: int | None = None
+) -> str:
+    """One preset on one data set: what it sets and what it derives from the data
+    (training_rows: a global model's, as training resolves it)."""
     series = limit_rows(series, config.max_rows)
-    resolved, notes = resolve(config, series)
+    resolved, notes = resolve(config, series, training_rows)
     seasons = resolved.seasons or ()
     lines = [
         f"{name}: {series.source} ({series.frequency}, {len(series.frame)} rows), "
@@ -270,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(panel.ids)} series by {args.id_column!r} ({', '.join(panel.ids)}): "
                 f"one model; settings derived from the shortest, {shortest.name}"
             )
-            print(_describe(args.config, _config(args, shortest), shortest))
+            config = _config(args, shortest)
+            rows = training_rows(config, [limit_rows(s, config.max_rows) for s in panel.series])
+            print(_describe(args.config, config, shortest, rows))
             return 0
         if args.command == "configs":
             names = [args.config] if args.dataset else list(PRESETS)

@@ -16,6 +16,7 @@ model's own median forecast, see docs/artifact.md.)
 from __future__ import annotations
 
 import csv
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +125,8 @@ def from_frame(
     if not value_columns:
         raise DataError(f"{source}: no value columns (--value-columns) besides {time_column!r}")
     if target is not None and target not in value_columns:
+        if target == time_column:
+            raise DataError(f"{source}: --target {target!r} is the time column; name a value")
         raise DataError(
             f"{source}: the target {target!r} (--target) is not among the value columns "
             f"{value_columns}; add it to --value-columns"
@@ -227,7 +230,8 @@ def _times(column: pd.Series, source: str) -> pd.Series:
                 f"{source}: time column {column.name!r} holds whole numbers "
                 f"{known.min():.0f}..{known.max():.0f}, which look like years, not epoch "
                 "seconds; yearly data is not supported (a model steps by a fixed period, "
-                "e.g. 5min, h, D, W, or by business days)"
+                "e.g. 5min, h, D, W, or by business days); seconds since a start are read "
+                "from the epoch: add the start's epoch seconds"
             )
         return pd.to_datetime(seconds, unit="s").astype("datetime64[ns]")
     try:
@@ -247,17 +251,20 @@ def _times(column: pd.Series, source: str) -> pd.Series:
     return instants
 
 
-# A date written day and month first, e.g. 13/11/2018 or 01.02.2014 (not ISO's 2014-...).
-DAY_MONTH_FIRST = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}"
+# A date written with the day and the month first, in either order: 13/11/2018,
+# 11/13/18, 01.02.2014, 13-11-2018 (not ISO's 2014-..., nor 19-01-02, year first).
+DAY_MONTH_FIELDS = r"^\s*(\d{1,2})(?:([/.])(\d{1,2})\2\d{2}(?:\d{2})?|-(\d{1,2})-\d{4})(?!\d)"
 
 
 def _parse_text_times(column: pd.Series) -> pd.Series:
-    """UTC instants of text times, NaT where unparseable.
+    """UTC instants of times, NaT where unparseable.
 
-    pandas reads 01/11/2018 month first. Where dates are written with the day or month
-    first, both readings are tried and the one that parses more rows wins, then the
-    one whose times are more regular: 13/11/2018 can only be day first, and a file of
-    days 1..12 read the wrong way round jumps by months, filling little of its grid."""
+    pandas reads 01/11/2018 month first. For dates written with the day and the month
+    first, the fields decide: a first field over 12 is a day (13/11/2018), a second
+    one over 12 is a day (11/13/2018). Where every field is 12 or less both readings
+    are tried, and the one that parses more rows, then fills more of its grid, wins (a
+    file of days 1..12 read the wrong way round jumps by months); a tie stays month
+    first, as pandas reads it."""
 
     def parse(dayfirst: bool) -> pd.Series:
         with warnings.catch_warnings():  # "could not infer format": it parses row by row
@@ -265,12 +272,21 @@ def _parse_text_times(column: pd.Series) -> pd.Series:
             times = pd.to_datetime(column, errors="coerce", utc=True, dayfirst=dayfirst)
         return times.dt.tz_localize(None).astype("datetime64[ns]")
 
-    month_first = parse(False)
-    if month_first.notna().all() and _regularity(month_first) >= 0.9:
-        return month_first  # read in full, filling its grid: no second reading needed
-    if not column.astype(str).str.match(DAY_MONTH_FIRST).any():
-        return month_first
-    day_first = parse(True)
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return parse(False)  # datetimes already: nothing to read
+    text = column.dropna().astype(str)
+    if not len(text) or not re.match(DAY_MONTH_FIELDS, text.iloc[0]):
+        return parse(False)
+    # A date is at most 10 characters and repeats on every row of its day: read the
+    # fields of each distinct one (a million minutes hold ~700 dates).
+    fields = pd.Series(text.str.slice(0, 10).unique()).str.extract(DAY_MONTH_FIELDS)
+    first = pd.to_numeric(fields[0], errors="coerce")
+    second = pd.to_numeric(fields[2].fillna(fields[3]), errors="coerce")
+    if (first > 12).any():
+        return parse(True)
+    if (second > 12).any():
+        return parse(False)
+    month_first, day_first = parse(False), parse(True)
     return min((month_first, day_first), key=lambda t: (t.isna().sum(), -_regularity(t)))
 
 
@@ -278,11 +294,13 @@ def _regularity(times: pd.Series) -> float:
     """How much of its own grid a reading fills: the times over the steps of the most
     common spacing between the first and the last (1.0 = a regular grid; hourly days
     read month first fill a few percent of theirs, a month apart)."""
-    known = np.unique(times.dropna().to_numpy().astype(np.int64))
-    if len(known) < 2:
+    known = np.sort(times.dropna().to_numpy().astype(np.int64))
+    spacing = np.diff(known)
+    spacing = spacing[spacing > 0]
+    if not len(spacing):
         return 0.0
-    step = int(pd.Series(np.diff(known)).value_counts().index[0])
-    return len(known) / ((known[-1] - known[0]) // step + 1)
+    step = int(pd.Series(spacing).value_counts().index[0])
+    return (len(spacing) + 1) / ((known[-1] - known[0]) // step + 1)
 
 
 def _one_time_of_day(wall: pd.Series) -> bool:
@@ -438,19 +456,27 @@ def _onto_grid(
             f"{extra[0]}; pass the right --frequency"
         )
     absent = len(expected) - len(values)
-    # Which grid rows the file has no line for (as against a line with empty values).
-    absent_rows = pd.Series(~expected.isin(values.index), index=expected)
+    lines = values.index
     values = values.reindex(expected).rename_axis("ts")
     report: dict[str, object] = {"policy": str(fill), "absent_timestamps": int(absent)}
     if not values.isna().any().any():
         return values, report
+    # Which grid rows the file has no line for (as against a line with empty values).
+    absent_rows = pd.Series(~expected.isin(lines), index=expected)
 
     if fill.method == "none":
         runs = {c: _runs(values[c].isna().to_numpy()) for c in values.columns}
-        n = _longest(runs)
+        # Runs at the very start or end are trimmed by any fill, not filled: the limit
+        # that fills the rest is the longest run between complete rows.
+        rows = np.flatnonzero(values.notna().all(axis=1).to_numpy())
+        lo, hi = (rows[0], rows[-1]) if len(rows) else (len(values), -1)
+        inner = {c: [(a, k) for a, k in r if lo < a and a + k - 1 < hi] for c, r in runs.items()}
+        n = max(_longest(inner), 1)
+        edges = "" if inner == runs else " (missing values at the very start or end are trimmed)"
         raise DataError(
             f"{source}: {_gaps_text(values.index, absent_rows, frequency, runs)}; the fill "
-            f"policy is --fill none: pass --fill interpolate:{n} (or carry:{n}) to fill them"
+            f"policy is --fill none: pass --fill interpolate:{n} (or carry:{n}) to fill "
+            f"them{edges}"
             + (
                 f" (prices on market holidays: carry:{n}, a zero return)"
                 if freq.is_business(frequency)
@@ -532,7 +558,7 @@ def _gaps_text(
 
 
 def _longest(runs: dict[str, list[tuple[int, int]]]) -> int:
-    return max(length for column_runs in runs.values() for _, length in column_runs)
+    return max((length for column_runs in runs.values() for _, length in column_runs), default=0)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

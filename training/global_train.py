@@ -86,7 +86,7 @@ def stream_statistics(model: Forecaster, x: np.ndarray) -> tuple[np.ndarray, np.
     return state, run_std[:, spec.target_index]
 
 
-def _training_rows(config: TrainConfig, members: list[Series]) -> int | None:
+def training_rows(config: TrainConfig, members: list[Series]) -> int | None:
     """Every series' training part together; None when one is too short to split (then
     resolve() refuses the shortest, by name)."""
     try:
@@ -105,7 +105,7 @@ def train_global(config: TrainConfig, panel: Panel, progress: bool = True) -> Gl
     members = [limit_rows(s, config.max_rows) for s in panel.series]
     # Every length check on the shortest series: whatever fits it fits them all.
     shortest = min(members, key=lambda s: len(s.frame))
-    config, notes = resolve(config, shortest, training_rows=_training_rows(config, members))
+    config, notes = resolve(config, shortest, training_rows=training_rows(config, members))
     assert config.horizon is not None
     if config.mode != "level":
         raise DataError(

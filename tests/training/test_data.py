@@ -411,3 +411,33 @@ def test_an_irregular_file_says_how_irregular_when_no_frequency_can_be_inferred(
     frame = pd.DataFrame({"hour": hours[keep], "trips": 1.0})
     with pytest.raises(DataError, match=r"the most common spacing, 0 days 01:00:00, is between"):
         data.from_frame(frame, name="b", source="b.csv", time_column="hour")
+
+
+def test_two_digit_years_are_read_by_their_fields_not_by_chance():
+    # pandas parses these row by row (no single format), swapping day and month where
+    # one reading is impossible: only the fields can decide the whole file.
+    year = pd.date_range("2019-01-01", "2019-12-31 23:00", freq="h")
+    frame = pd.DataFrame(
+        {"ts": [f"{t.day}/{t.month}/{t.year % 100:02d} {t.hour}:00" for t in year], "v": 1.0}
+    )
+    s = data.from_frame(frame, name="d", source="d.csv", time_column="ts")
+    assert s.frequency == "h" and (s.frame.index == year).all()
+    # Month first with a fifth of the days absent stays month first.
+    days = pd.date_range("2019-01-01", "2020-12-31", freq="D")
+    days = days[np.random.default_rng(3).random(len(days)) > 0.2]
+    frame = pd.DataFrame({"ts": [f"{t.month}/{t.day}/{t.year % 100:02d}" for t in days], "v": 1.0})
+    s = data.from_frame(
+        frame,
+        name="u",
+        source="u.csv",
+        time_column="ts",
+        frequency="D",
+        fill=data.FillPolicy.parse("interpolate:20"),
+    )
+    assert s.frame.index[0] == days[0] and s.frame.index[-1] == days[-1]
+    assert set(days) <= set(s.frame.index)
+
+
+def test_the_target_cannot_be_the_time_column():
+    with pytest.raises(DataError, match=r"--target 'ts' is the time column; name a value"):
+        data.from_frame(_good(), name="t", source="t.csv", time_column="ts", target="ts")

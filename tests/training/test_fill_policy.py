@@ -163,3 +163,27 @@ def test_zero_fills_counts_of_events_with_zero():
     assert s.frame["load"].iloc[102] == 102.0  # values either side untouched
     with pytest.raises(DataError, match=r"longer than --fill zero:1 fills"):
         _load(frame, "zero:1")
+
+
+def test_the_suggested_limit_leaves_out_runs_at_the_edges_which_are_trimmed():
+    frame = _frame(400)
+    frame.loc[:99, "temp"] = np.nan  # 100 at the start: trimmed by any fill
+    frame.loc[200, "load"] = np.nan
+    with pytest.raises(DataError) as info:
+        _load(frame)
+    message = str(info.value)
+    assert "pass --fill interpolate:1 (or carry:1) to fill them (missing values at the" in message
+    s = _load(frame, "interpolate:1")
+    assert s.fill["trimmed_rows"] == 100 and s.frame["load"].loc["2020-01-09 08:00"] == 200.0
+
+
+def test_a_test_split_too_short_after_the_last_long_gap_says_what_was_dropped():
+    from training.config import preset
+    from training.resolve import resolve
+
+    frame = _frame(600)
+    frame.loc[340:345, "temp"] = np.nan
+    s = _load(frame, "interpolate:2", "latest")
+    assert len(s.frame) == 254
+    with pytest.raises(DataError, match=r"--long-gaps latest dropped the 346 rows up to the last"):
+        resolve(preset("sensor"), s)

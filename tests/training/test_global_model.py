@@ -15,8 +15,9 @@ from training.config import preset
 from training.data import DataError
 from training.features import Split
 from training.global_pipeline import build_global_artifact
-from training.global_train import GlobalTrained, stream_statistics, train_global
+from training.global_train import GlobalTrained, stream_statistics, train_global, training_rows
 from training.panel import panel_from_frame
+from training.resolve import resolve
 from training.tiny import TINY_GLOBAL, TINY_SENSORS, tiny_panel_frame
 from training.train import Run, _pieces
 
@@ -197,5 +198,13 @@ def test_configs_describes_a_long_file_by_its_shortest_series(tmp_path: Path, ca
     assert out.startswith(f"3 series by 'Sensor' ({', '.join(TINY_SENSORS)}): one model")
     assert f"the shortest, sensors[{TINY_SENSORS[1]}]" in out and "(h, 900 rows)" in out
     assert "horizon 24 steps" in out  # derived from the hourly frequency
+    # The training windows are sized on every series' rows together, as training does
+    # (train_global's resolve), not on the shortest's rows alone.
+    panel = _panel(pd.read_csv(path))
+    sensor = preset("sensor")
+    pooled = resolve(sensor, panel.shortest(), training_rows(sensor, list(panel.series)))[1]
+    alone = resolve(sensor, panel.shortest())[1]
+    recipe = [n for n in pooled if n.startswith("short series")]
+    assert recipe and recipe[0] in out and recipe[0] not in alone
     assert main(["train", *args]) == 2
     assert "works with the commands 'all' and 'configs', not 'train'" in capsys.readouterr().err
