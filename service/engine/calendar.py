@@ -6,6 +6,7 @@ arithmetic is the contract's (contract.timefeatures).
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -18,6 +19,8 @@ from contract.timefeatures import (
     business_day_array,
 )
 from service.protocol.timestamps import MAX_TS, format_ts
+
+WEEKEND = {5: "Saturday", 6: "Sunday"}  # day of the week, Monday = 0
 
 
 class Calendar:
@@ -61,6 +64,21 @@ class Calendar:
         else:
             steps = np.rint((later - earlier) / self.seconds).astype(np.int64)
         return np.maximum(steps, 1)
+
+    def weekend(self, t: float) -> str | None:
+        """The day's name when a business-day model is given a Saturday or Sunday (its
+        data has none: a weekend date is a client's slip, or a local midnight east of
+        UTC read as the day before), else None."""
+        if not self.business:
+            return None
+        dow = (math.floor(t / DAY_SECONDS) + 3) % 7  # 1970-01-01 was a Thursday
+        return WEEKEND.get(dow)
+
+    def weekend_array(self, t: np.ndarray) -> np.ndarray:
+        """Which of t fall on a weekend (all False for fixed-seconds calendars)."""
+        if not self.business:
+            return np.zeros(t.shape, dtype=bool)
+        return (np.floor(t / DAY_SECONDS).astype(np.int64) + 3) % 7 >= 5
 
     def last_ts_ok(self, t: float) -> bool:
         """Whether the forecast after t (its last step) stays in the formattable range."""

@@ -101,6 +101,7 @@ class Lane:
         if self.accuracy.enabled:
             ok &= ~self.sampled[slots]  # their horizon rings are kept on the general path
         ok &= self.calendar.steps_array(last_ts, ts) == 1
+        ok &= ~self.calendar.weekend_array(ts)  # refused, with its reason, on the general path
         ok &= ts <= self.calendar.max_ts  # later ones get the exact check (and its error)
         return ok
 

@@ -59,6 +59,13 @@ class Planner:
                 f"({self.horizon} periods) would end after 9999-12-31T23:59:59Z"
             )
         for i, o in enumerate(obs, start=offset):
+            day = self.calendar.weekend(o.ts)
+            if day is not None:
+                raise InvalidInput(
+                    f"{where}[{i}].ts: {format_ts(o.ts)} is a {day} (UTC), and a "
+                    "business-day model steps Monday to Friday: send the trading day's date "
+                    "(a local midnight east of UTC is the day before in UTC)"
+                )
             if prev_ts is not None:
                 gap = self.calendar.steps_between(prev_ts, o.ts) - 1
                 if gap:

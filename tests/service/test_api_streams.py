@@ -287,6 +287,36 @@ def test_stock_business_days(models_dir: Path, client: httpx.Client) -> None:
     assert r["filled"] == 1
 
 
+def test_a_business_day_model_refuses_weekend_dates_and_changes_nothing(
+    serve: Callable[..., LiveServer],
+) -> None:
+    # A Saturday would count as Monday, and the real Monday then as a second period;
+    # Monday's close at a Berlin midnight is Sunday 23:00 in UTC. With no accuracy
+    # sampling the multi-stream endpoint takes its vectorised lane for the next period.
+    server = serve(accuracy_sample_fraction=0.0)
+    status = f"/v1/models/{STOCK}/streams/berlin"
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        first = client.post(
+            f"{status}/observations", json={"observations": [{"ts": "2018-12-07", "value": 2600.0}]}
+        )
+        assert first.status_code == 200, first.text
+        before = client.get(status).json()
+        for ts, day in (("2018-12-08", "Saturday"), ("2018-12-10T00:00:00+01:00", "Sunday")):
+            one = {"observations": [{"ts": ts, "value": 2610.0}]}
+            r = client.post(f"{status}/observations", json=one)
+            assert r.status_code == 422, r.text
+            message = r.json()["error"]["message"]
+            assert message.startswith("observations[0].ts: ") and f"is a {day} (UTC)" in message
+            many = {"streams": [{"stream_id": "berlin", **one}]}
+            result = client.post(f"/v1/models/{STOCK}/observations", json=many).json()
+            assert result["results"][0]["status"] == 422, result
+            assert f"is a {day} (UTC)" in result["results"][0]["error"]["message"]
+        assert client.get(status).json() == before
+        monday = {"observations": [{"ts": "2018-12-10", "value": 2610.0}]}
+        r = client.post(f"{status}/observations", json=monday).json()
+        assert r["filled"] == 0 and r["forecast"]["ts"][0] == "2018-12-11T00:00:00Z"
+
+
 def test_get_and_delete_stream(models_dir: Path, client: httpx.Client) -> None:
     seconds, values = held_out(models_dir, SENSOR, 2)
     post_obs(client, "d", [obs_body(seconds[0], values[0], seq=7)])

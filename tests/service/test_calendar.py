@@ -61,3 +61,16 @@ def test_last_ts_ok_is_exact_at_the_end_of_time() -> None:
         assert cal.last_ts_ok(cal.max_ts)
         late = MAX_TS - 86400.0
         assert cal.last_ts_ok(late) == (cal.step_ts(late, cal.horizon) <= MAX_TS)
+
+
+def test_weekends_are_named_only_for_business_day_models() -> None:
+    business, fixed = Calendar("B", 86400, 5), Calendar("D", 86400, 7)
+    days = [parse_ts(f"2024-01-{d:02d}T12:00:00") for d in range(1, 15)]  # Mon 1st..Sun 14th
+    named = [business.weekend(t) for t in days]
+    assert named == ([None] * 5 + ["Saturday", "Sunday"]) * 2
+    assert business.weekend_array(np.array(days)).tolist() == [n is not None for n in named]
+    assert (
+        all(fixed.weekend(t) is None for t in days)
+        and not fixed.weekend_array(np.array(days)).any()
+    )
+    assert business.weekend(parse_ts("1969-12-28")) == "Sunday"  # before the epoch too
