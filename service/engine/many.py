@@ -117,7 +117,7 @@ async def observe_many(
         for g in generic:
             i, sid, obs, reset = g
             try:
-                plan = self.planner.plan(sid, obs, reset)
+                plan = self.planner.plan(sid, obs, reset, f"streams[{i}].observations")
             except ServiceError as exc:
                 results[i] = exc
                 unwritten.append(g)

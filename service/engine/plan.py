@@ -82,7 +82,8 @@ class Planner:
                             )
                         raise GapTooLarge(
                             f"{where}[{i}].ts: {streak} missing periods in a row before it, "
-                            f"more than the limit of {self.max_gap}; {advice}"
+                            f"more than the limit of {self.max_gap} (FORECAST_MAX_GAP_STEPS); "
+                            f"{advice}"
                         )
                     if len(obs) + filled + gap > self.max_steps:  # before building them
                         raise self._too_many_steps(where)
@@ -103,7 +104,7 @@ class Planner:
                 if streak > self.max_gap:
                     raise GapTooLarge(
                         f"{where}[{i}].values: {streak} periods in a row are missing, more "
-                        f"than the limit of {self.max_gap}"
+                        f"than the limit of {self.max_gap} (FORECAST_MAX_GAP_STEPS)"
                     )
                 if run:
                     steps.append(("rows", run))
@@ -125,13 +126,15 @@ class Planner:
             code="too_many_steps",
         )
 
-    def plan(self, stream_id: str, obs: list[Obs], reset: bool) -> Job | Body:
-        """Decide what a request does to a stream (caller holds the stream's lock)."""
+    def plan(
+        self, stream_id: str, obs: list[Obs], reset: bool, where: str = "observations"
+    ) -> Job | Body:
+        """Decide what a request does to a stream (caller holds the stream's lock);
+        ``where`` is the observations' place in the request, for its errors."""
         store = self.store
         slot = store.lookup(stream_id)
-        where = "observations"
         if slot is None:
-            return self._fresh(stream_id, obs)
+            return self._fresh(stream_id, obs, where)
         last_seq, last_ts, _ = store.read(slot)
         final = obs[-1]
         by_seq = final.seq is not None and last_seq != NO_SEQ
@@ -141,7 +144,7 @@ class Planner:
             store.touch(slot)
             return self.stored(stream_id, slot, duplicate=True)
         if reset:
-            return self._fresh(stream_id, obs)
+            return self._fresh(stream_id, obs, where)
         k = 0
         for o in obs:
             old = o.seq <= last_seq if by_seq and o.seq is not None else o.ts <= last_ts
@@ -172,9 +175,9 @@ class Planner:
         job.ring = self.accuracy.private_ring(stream_id, fresh=False)
         return job
 
-    def _fresh(self, stream_id: str, obs: list[Obs]) -> Job:
+    def _fresh(self, stream_id: str, obs: list[Obs], where: str) -> Job:
         """A new stream, or one the client resets: stepped from zero state."""
-        steps, filled, streak = self._steps(obs, None, 0, "observations")
+        steps, filled, streak = self._steps(obs, None, 0, where)
         job = Job(self.spec, stream_id, steps, -1, None, None, filled, len(obs), True)
         job.streak = streak
         job.ring = self.accuracy.private_ring(stream_id, fresh=True)

@@ -296,10 +296,15 @@ ROW_FIELDS = (("observations[0].values", "values"), ("observations[0].ts", "ts")
               ("observations[0].seq", "seqs"))  # fmt: skip
 
 
+STREAM_ENTRY = re.compile(r"^streams\[\d+\]\.")
+
+
 def columns_wording(message: str, k: int, sid: str) -> str:
     """A row's error from the general (row-form) path in the columnar request's own
     terms, as the columns' own checks word theirs: ``observations[0].ts: ...`` of row k
-    becomes ``ts[k] (stream 'id'): ...``; any other message is located by its row."""
+    becomes ``ts[k] (stream 'id'): ...``; any other message is located by its row.
+    The multi-stream path's ``streams[i].`` in front is its own entry's place: dropped."""
+    message = STREAM_ENTRY.sub("", message, count=1)
     for row_field, column in ROW_FIELDS:
         if message.startswith(row_field):
             sub, sep, text = message[len(row_field) :].partition(": ")

@@ -115,9 +115,8 @@ def check_stream_id(value: object, where: str) -> str:
     if len(value) > MAX_STREAM_ID:
         raise InvalidInput(f"{where}: longer than {MAX_STREAM_ID} characters")
     if is_stream_id(value) is None:
-        raise InvalidInput(
-            f"{where}: may only hold the characters A-Z a-z 0-9 . _ : ~ - (got {value!r})"
-        )
+        # Not echoed: a client's invalid id could be markup or a log-forging string.
+        raise InvalidInput(f"{where}: may only hold the characters A-Z a-z 0-9 . _ : ~ -")
     return value
 
 

@@ -38,6 +38,7 @@ def test_fill_streak_counts_across_requests(client: httpx.Client, serve) -> None
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "gap_too_large"
     assert "5 missing periods in a row" in r.json()["error"]["message"]
+    assert "limit of 4 (FORECAST_MAX_GAP_STEPS)" in r.json()["error"]["message"]
     assert client.get(f"{BASE}/streams/split").json() == before
     # The multi-stream endpoint counts the same way.
     many = {"streams": [{"stream_id": "split", "observations": [_nulls(3)]}]}

@@ -262,3 +262,17 @@ def _scored(c: httpx.Client) -> tuple[float, float]:
     return samples[f"forecast_live_scored_total{label}"], samples[
         f"forecast_live_abs_error_total{label}"
     ]
+
+
+def test_a_stream_entry_refused_by_its_stream_is_located_in_the_request(
+    models_dir: Path, client: httpx.Client
+) -> None:
+    seconds, values = held_out(models_dir, SENSOR, 3)
+    assert _single(client, "late", [obs_body(seconds[2], values[2])])["status"] == 200
+    late = {"stream_id": "late", "observations": [obs_body(seconds[0], values[0])]}
+    body = {
+        "streams": [{"stream_id": "ok", "observations": [obs_body(seconds[0], values[0])]}, late]
+    }
+    result = client.post(MANY, json=body).json()["results"][1]
+    assert result["status"] == 409
+    assert result["error"]["message"].startswith("streams[1].observations[0]: ts "), result

@@ -29,6 +29,7 @@ def test_stream_ids_outside_the_safe_set_are_refused_everywhere(
     entry = r.json()["results"][0]
     assert entry["status"] == 422 and entry["stream_id"] is None  # not echoed
     assert "A-Z a-z 0-9" in entry["error"]["message"] or "128" in entry["error"]["message"]
+    assert sid not in r.text  # nor quoted in the message
 
     async def ws() -> dict:
         async with websockets.connect(f"{server.ws_url}/v1/models/{SENSOR}/stream") as conn:
