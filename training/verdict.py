@@ -37,6 +37,11 @@ def display(name: str) -> str:
     return NAMES.get(name, name)
 
 
+def _percent(fraction: float) -> str:
+    """A whole percent, or one decimal under 1% (0.09% is not "0% below")."""
+    return f"{fraction:.0%}" if abs(fraction) >= 0.01 or fraction == 0 else f"{fraction:.1%}"
+
+
 def judge(scores: dict, mode: str) -> dict[str, object]:
     """The verdict from evaluation scores ({"model": {...}, "baselines": {...}})."""
     metric = "pinball" if mode == "returns" else "mae"
@@ -59,11 +64,13 @@ def judge(scores: dict, mode: str) -> dict[str, object]:
     beaten = sorted(n for n, v in others.items() if model < v)
     lost = sorted((n for n, v in others.items() if model >= v), key=lambda n: others[n])
     if not lost:
-        text = f"model {metric.upper()} {-change:.0%} below the best baseline ({display(best)})"
+        text = (
+            f"model {metric.upper()} {_percent(-change)} below the best baseline ({display(best)})"
+        )
     else:
         worst = lost[0]
         behind = model / others[worst] - 1.0 if others[worst] > 0 else float("inf")
-        text = f"WARNING: model loses to {display(worst)} by {behind:.0%} ({metric.upper()})"
+        text = f"WARNING: model loses to {display(worst)} by {_percent(behind)} ({metric.upper()})"
         if len(lost) > 1:
             text += f", and to {', '.join(display(n) for n in lost[1:])}"
         if beaten:

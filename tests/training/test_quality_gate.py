@@ -21,6 +21,13 @@ def test_a_winning_model_is_said_to_beat_the_best_baseline():
     assert v["beats_all"] is True and v["best_baseline"] == "mstl"
 
 
+def test_a_margin_under_one_percent_is_not_rounded_to_zero():
+    v = judge(_scores(0.9991, random_walk=1.2, garch=1.0), "returns")
+    assert v["text"] == "model PINBALL 0.1% below the best baseline (GARCH(1,1))"
+    v = judge(_scores(1.004, garch=1.0), "returns")
+    assert v["text"].startswith("WARNING: model loses to GARCH(1,1) by 0.4% (PINBALL)")
+
+
 def test_a_losing_model_gets_a_warning_naming_the_period():
     v = judge(_scores(142.0, seasonal_naive_1w=100.0, autoets=300.0), "level")
     assert v["text"] == (
