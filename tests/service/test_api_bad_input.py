@@ -26,7 +26,7 @@ def test_out_of_range_ts_is_422_everywhere_and_creates_nothing(
 ) -> None:
     values = [4000.0, 20.0] if model == SENSOR else [2600.0]
     bad = {"ts": ts, "values": values}
-    good = {"ts": "2014-06-01T00:00:00Z", "values": values}
+    good = {"ts": "2014-06-02T00:00:00Z", "values": values}  # a Monday: stock models step Mon-Fri
     base = f"/v1/models/{model}"
     r = client.post(f"{base}/streams/bad/observations", json={"observations": [bad]})
     assert r.status_code == 422, r.text
@@ -57,7 +57,7 @@ def test_out_of_range_ts_is_422_everywhere_and_creates_nothing(
         r = client.post(f"{base}/observations", json={"streams": [
             {"stream_id": "ok", "observations": [bad]}]})  # fmt: skip
         assert r.json()["results"][0]["status"] == 422
-    assert client.get(f"{base}/streams/ok").json()["ts"] == "2014-06-01T00:00:00Z"
+    assert client.get(f"{base}/streams/ok").json()["ts"] == "2014-06-02T00:00:00Z"
 
 
 def test_latest_ts_whose_horizon_fits_is_accepted(models_dir: Path, client: httpx.Client) -> None:
