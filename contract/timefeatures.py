@@ -50,17 +50,33 @@ def time_features_array(t: np.ndarray, columns: Sequence[TimeColumn]) -> np.ndar
 # Monday 1969-12-29); a Saturday or Sunday belongs to the next Monday's ordinal.
 
 
+def _days_from_monday(t: float) -> int:
+    """Days from Monday 1969-12-29 to the UTC day holding t (1970-01-01 was a Thursday)."""
+    return math.floor(t / DAY_SECONDS) + 3
+
+
+def _days_from_monday_array(t: np.ndarray) -> np.ndarray:
+    return np.floor(t / DAY_SECONDS).astype(np.int64) + 3
+
+
+def day_of_week(t: float) -> int:
+    """The UTC day of the week holding t: Monday = 0 ... Sunday = 6."""
+    return _days_from_monday(t) % 7
+
+
+def day_of_week_array(t: np.ndarray) -> np.ndarray:
+    return _days_from_monday_array(t) % 7
+
+
 def business_day(t: float) -> int:
     """Business-day ordinal of the day holding t; Sat/Sun count as the next Monday."""
-    day = math.floor(t / DAY_SECONDS) + 3  # 1970-01-01 was a Thursday: shift so Monday = 0
-    week, dow = divmod(day, 7)
+    week, dow = divmod(_days_from_monday(t), 7)
     return week * 5 + min(dow, 5)
 
 
 def business_day_array(t: np.ndarray) -> np.ndarray:
     """business_day over an array of epoch seconds, int64."""
-    day = np.floor(t / DAY_SECONDS).astype(np.int64) + 3
-    week, dow = np.divmod(day, 7)
+    week, dow = np.divmod(_days_from_monday_array(t), 7)
     return week * 5 + np.minimum(dow, 5)
 
 

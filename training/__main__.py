@@ -145,12 +145,12 @@ def _restore(args: argparse.Namespace, config: TrainConfig, series: Series) -> T
 
 
 def _describe(
-    name: str, config: TrainConfig, series: Series, training_rows: int | None = None
+    name: str, config: TrainConfig, series: Series, pooled_rows: int | None = None
 ) -> str:
     """One preset on one data set: what it sets and what it derives from the data
-    (training_rows: a global model's, as training resolves it)."""
+    (pooled_rows: a global model's training rows, as training resolves with them)."""
     series = limit_rows(series, config.max_rows)
-    resolved, notes = resolve(config, series, training_rows)
+    resolved, notes = resolve(config, series, pooled_rows)
     seasons = resolved.seasons or ()
     lines = [
         f"{name}: {series.source} ({series.frequency}, {len(series.frame)} rows), "

@@ -320,7 +320,8 @@ def _wall_clock(column: pd.Series) -> pd.Series | None:
     text = column.astype(str).str.strip()
     if not text.str.contains(ZONE_SUFFIX, regex=True).any():
         return None
-    return pd.to_datetime(text.str.replace(ZONE_SUFFIX, "", regex=True), errors="coerce")
+    # Read as the times themselves are (day or month first), without their zones.
+    return _parse_text_times(text.str.replace(ZONE_SUFFIX, "", regex=True))
 
 
 def _duplicates_text(index: pd.DatetimeIndex, source: str) -> str:
@@ -340,7 +341,7 @@ def _duplicates_text(index: pd.DatetimeIndex, source: str) -> str:
 def _refuse_finer(index: pd.DatetimeIndex, frequency: str, step: int, source: str) -> None:
     """A --frequency coarser than the readings would put most of them off its grid:
     say so, rather than naming one reading as off the grid."""
-    spacing = np.diff(index.unique().sort_values().asi8) / 1e9
+    spacing = np.diff(index.asi8) / 1e9  # sorted, and duplicates refused, before this
     usual = float(np.median(spacing)) if len(spacing) else float(step)
     if usual < (1 - SNAP_FRACTION) * step:
         raise DataError(

@@ -6,7 +6,6 @@ arithmetic is the contract's (contract.timefeatures).
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +16,8 @@ from contract.timefeatures import (
     add_business_days,
     business_day,
     business_day_array,
+    day_of_week,
+    day_of_week_array,
 )
 from service.protocol.timestamps import MAX_TS, format_ts
 
@@ -69,16 +70,13 @@ class Calendar:
         """The day's name when a business-day model is given a Saturday or Sunday (its
         data has none: a weekend date is a client's slip, or a local midnight east of
         UTC read as the day before), else None."""
-        if not self.business:
-            return None
-        dow = (math.floor(t / DAY_SECONDS) + 3) % 7  # 1970-01-01 was a Thursday
-        return WEEKEND.get(dow)
+        return WEEKEND.get(day_of_week(t)) if self.business else None
 
     def weekend_array(self, t: np.ndarray) -> np.ndarray:
         """Which of t fall on a weekend (all False for fixed-seconds calendars)."""
         if not self.business:
             return np.zeros(t.shape, dtype=bool)
-        return (np.floor(t / DAY_SECONDS).astype(np.int64) + 3) % 7 >= 5
+        return day_of_week_array(t) >= 5
 
     def last_ts_ok(self, t: float) -> bool:
         """Whether the forecast after t (its last step) stays in the formattable range."""

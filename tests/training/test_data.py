@@ -441,3 +441,12 @@ def test_two_digit_years_are_read_by_their_fields_not_by_chance():
 def test_the_target_cannot_be_the_time_column():
     with pytest.raises(DataError, match=r"--target 'ts' is the time column; name a value"):
         data.from_frame(_good(), name="t", source="t.csv", time_column="ts", target="ts")
+
+
+def test_dated_rows_with_a_zone_written_day_first_keep_their_local_date():
+    # Daily closes at a Tokyo midnight, day first: the wall clock is read the same way.
+    days = pd.date_range("2018-11-01", periods=300, freq="D")
+    stamps = days.tz_localize("Asia/Tokyo").strftime("%d/%m/%Y %H:%M%z")
+    frame = pd.DataFrame({"ts": stamps, "close": np.arange(300.0)})
+    s = data.from_frame(frame, name="p", source="p.csv", time_column="ts")
+    assert s.frequency == "D" and (s.frame.index == days).all()
